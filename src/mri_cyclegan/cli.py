@@ -1,0 +1,179 @@
+"""Command line: thin subcommands over the library. Heavy imports happen inside commands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+log = logging.getLogger("mri_cyclegan")
+
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
+
+# CLI flag -> config key; flags left unset keep the config file's (or the default) value
+TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
+    "image_size": ("data.image_size", int, "training images are fitted (aspect kept) into N x N (default 96; reference 256)"),
+    "patch_size": ("data.patch_size", int, "train on random P x P crops of the N x N images (0 = whole images)"),
+    "axis": ("data.axis", str, "slicing axis for NIfTI volumes: axial, coronal or sagittal (default axial)"),
+    "spacing": ("data.spacing", float, "resample volumes to this isotropic voxel spacing in mm first (0 = keep)"),
+    "batch_size": ("train.batch_size", int, "images per domain per iteration (default 4; reference 1)"),
+    "epochs": ("train.epochs", int, "epochs at the initial learning rate (default 10; reference 100)"),
+    "epochs_decay": ("train.epochs_decay", int, "epochs of linear learning-rate decay to zero (default 10; reference 100)"),
+    "iters_per_epoch": ("train.iters_per_epoch", int, "iterations per epoch (0 = max(#T1, #T2) / batch size)"),
+    "lr": ("train.lr", float, "Adam learning rate (default 2e-4)"),
+    "generator": ("model.generator", str, "generator architecture: resnet or unet (default resnet)"),
+    "ngf": ("model.ngf", int, "generator width (default 32; reference 64)"),
+    "n_blocks": ("model.n_blocks", int, "ResNet blocks (default 6; reference 9)"),
+    "unet_downs": ("model.unet_downs", int, "U-Net depth (0 = down to 1x1 at the training size)"),
+    "ndf": ("model.ndf", int, "PatchGAN discriminator width (default 64)"),
+    "n_layers_d": ("model.n_layers_d", int, "PatchGAN depth (default 3 = 70x70 receptive field)"),
+    "prior": ("model.prior", str, "generator = prior + learned residual: inverse_histogram (default) or none (plain CycleGAN)"),
+    "gan_loss": ("train.gan_loss", str, "adversarial loss: lsgan (default) or bce"),
+    "lambda_cycle": ("train.lambda_cycle", float, "cycle-consistency weight λ (default 10)"),
+    "lambda_identity": ("train.lambda_identity", float, "identity loss weight relative to λ (default 0.5; 0 disables)"),
+    "pool_size": ("train.pool_size", int, "history pool of generated images for the discriminators (default 50; 0 = none)"),
+    "save_every": ("train.save_every", int, "also keep a checkpoint every N epochs (default 5; 0 = only 'last')"),
+    "seed": ("train.seed", int, "random seed: same seed, same data -> same losses on CPU (default 0)"),
+    "device": ("train.device", str, "auto, cpu or cuda (default auto)"),
+    "precision": ("train.precision", str, "auto, fp32 or bf16 (auto = bf16 where the hardware runs it natively)"),
+}
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _add_file_log(path: Path) -> logging.Handler:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger("mri_cyclegan")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return handler
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out = {key: getattr(args, flag) for flag, (key, _, _) in TRAIN_FLAGS.items() if getattr(args, flag, None) is not None}
+    if getattr(args, "n4", False):
+        out["data.n4"] = True
+    return out
+
+
+def resolve_train_config(args: argparse.Namespace):
+    """Defaults <- --config file <- explicit flags; on --resume, the run's own config <- train.* flags."""
+    from .config import load_config
+    from .errors import InputError
+
+    overrides = _overrides(args)
+    run_cfg = Path(args.out) / "config.json"
+    if args.resume and run_cfg.is_file():
+        import json
+
+        from .config import Config
+
+        base = Config.from_dict(json.loads(run_cfg.read_text()))
+        changed = [k for k, v in overrides.items() if not k.startswith("train.") and base.replace(**{k: v}) != base]
+        if changed:
+            raise InputError(f"--resume: {', '.join(changed)} differ from the run in {args.out}; resume with the same settings or use a new --out")
+    else:
+        base = load_config(args.config)
+    return base.replace(**overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from .data.dataset import load_domain
+    from .training.trainer import Trainer
+
+    cfg = resolve_train_config(args)
+    run_dir = Path(args.out)
+    handler = _add_file_log(run_dir / "train.log")
+    try:
+        with logging_redirect_tqdm():
+            t1 = load_domain(args.t1, cfg.data, "T1 input")
+            t2 = load_domain(args.t2, cfg.data, "T2 input")
+            trainer = Trainer(cfg, t1, t2, run_dir)
+            trainer.fit(resume=args.resume, progress=not args.quiet)
+    finally:
+        logging.getLogger("mri_cyclegan").removeHandler(handler)
+        handler.close()
+    print(f"done: checkpoints, losses.png, samples/ and progress.gif in {run_dir}")
+    return EXIT_OK
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from .inference import Translator, normalize_direction, translate_path
+
+    direction = normalize_direction(args.direction)
+    translator = Translator.from_checkpoint(args.model, device=args.device, precision=args.precision, batch_size=args.batch_size)
+    written = translate_path(translator, args.input, args.output, direction, progress=not args.quiet)
+    print(f"wrote {len(written)} file(s) to {args.output}")
+    return EXIT_OK
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="mri-cyclegan", description="Unpaired T1 <-> T2 brain MRI translation with CycleGAN.")
+    p.add_argument("--version", action="version", version=f"mri-cyclegan {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a CycleGAN on unpaired T1 and T2 images or volumes",
+                       description="Train on two unpaired folders (images: PNG/JPEG/TIFF/BMP, or NIfTI volumes).")
+    t.add_argument("--t1", required=True, help="T1-weighted image, NIfTI volume, or folder of them")
+    t.add_argument("--t2", required=True, help="T2-weighted image, NIfTI volume, or folder of them")
+    t.add_argument("--out", required=True, help="run folder: checkpoints, losses, samples, config")
+    t.add_argument("--config", help="YAML config file (sections data/model/train); flags override it")
+    for flag, (_, typ, help_) in TRAIN_FLAGS.items():
+        t.add_argument(_flag(flag), type=typ, default=None, help=help_)
+    t.add_argument("--n4", action="store_true", help="N4 bias-field correction of volumes (needs SimpleITK)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.safetensors")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    tr = sub.add_parser("translate", help="translate images or NIfTI volumes into the other contrast",
+                        description="INPUT: image, folder, NIfTI volume or folder of volumes. Outputs keep size, bit depth, affine and header.")
+    tr.add_argument("--model", required=True, help="run folder or .safetensors checkpoint")
+    tr.add_argument("--direction", required=True, choices=["t1-to-t2", "t2-to-t1"], help="translation direction")
+    tr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto")
+    tr.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"], help="default fp32")
+    tr.add_argument("--batch-size", type=int, default=16, help="slices per forward pass (default 16)")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.add_argument("input", help="image, folder, NIfTI volume or folder of volumes")
+    tr.add_argument("output", help="output file (single input) or folder")
+    tr.set_defaults(func=cmd_translate)
+
+    for extra in _EXTRA_COMMANDS:
+        extra(sub)
+    return p
+
+
+_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(not getattr(args, "quiet", False))
+    from .errors import InputError, TrainingDivergedError
+
+    try:
+        return args.func(args)
+    except (InputError, TrainingDivergedError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        print(f"mri-cyclegan {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint is intact", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

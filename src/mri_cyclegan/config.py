@@ -1,0 +1,222 @@
+"""Run configuration: frozen, validated dataclasses, saved into every run folder and checkpoint.
+
+Defaults keep the reference CycleGAN algorithm (LSGAN, lambda_cycle 10, identity 0.5, pool 50,
+Adam 2e-4 / beta1 0.5, constant then linear LR decay) with a CPU-sized network and image size.
+The full reference setting is ``--image-size 256 --ngf 64 --n-blocks 9`` (or ``Config.reference()``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from .errors import InputError
+
+GeneratorName = Literal["resnet", "unet"]
+GanLoss = Literal["lsgan", "bce"]
+Prior = Literal["none", "inverse_histogram"]
+Axis = Literal["axial", "coronal", "sagittal"]
+Precision = Literal["auto", "fp32", "bf16"]
+Device = Literal["auto", "cpu", "cuda"]
+
+
+def _check_choice(name: str, value: Any, literal: Any) -> None:
+    choices = get_args(literal)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+
+
+def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
+    if allow_zero and value < 0 or not allow_zero and value <= 0:
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    image_size: int = 96  # training images are resized (aspect kept) and padded to image_size²
+    patch_size: int = 0  # random training crops of this size; 0 = whole image
+    axis: Axis = "axial"  # slicing axis for NIfTI volumes
+    spacing: float = 0.0  # resample volumes to this isotropic spacing (mm) first; 0 = keep
+    n4: bool = False  # N4 bias-field correction of volumes (needs SimpleITK)
+    percentiles: tuple[float, float] = (0.5, 99.5)  # robust intensity window mapped to [-1, 1]
+    min_foreground: float = 0.05  # volume slices with less foreground than this are skipped
+    flip: bool = True  # random left-right flips
+    rotate_deg: float = 5.0  # random affine: rotation range (degrees)
+    scale: float = 0.05  # random affine: scale range (fraction)
+    translate: float = 0.03  # random affine: translation range (fraction of size)
+
+    def __post_init__(self) -> None:
+        if self.image_size < 16:
+            raise ValueError(f"image_size must be >= 16; got {self.image_size}")
+        if self.patch_size and not 16 <= self.patch_size <= self.image_size:
+            raise ValueError(f"patch_size must be 0 or between 16 and image_size; got {self.patch_size}")
+        _check_choice("axis", self.axis, Axis)
+        _check_positive("spacing", self.spacing, allow_zero=True)
+        lo, hi = self.percentiles
+        if not 0 <= lo < hi <= 100:
+            raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100; got {self.percentiles}")
+        if not 0 <= self.min_foreground < 1:
+            raise ValueError(f"min_foreground must be in [0, 1); got {self.min_foreground}")
+        for name in ("rotate_deg", "scale", "translate"):
+            _check_positive(name, getattr(self, name), allow_zero=True)
+
+    @property
+    def train_size(self) -> int:
+        return self.patch_size or self.image_size
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    generator: GeneratorName = "resnet"
+    ngf: int = 32  # generator width (reference: 64)
+    n_blocks: int = 6  # ResNet blocks (reference: 9)
+    unet_downs: int = 0  # U-Net depth; 0 = down to 1x1 at the training size (8 at 256)
+    ndf: int = 64  # discriminator width
+    n_layers_d: int = 3  # PatchGAN depth; 3 gives the 70x70 receptive field
+    prior: Prior = "inverse_histogram"  # generator output = prior(x) + residual; "none" = plain CycleGAN
+
+    def __post_init__(self) -> None:
+        _check_choice("generator", self.generator, GeneratorName)
+        _check_choice("prior", self.prior, Prior)
+        for name in ("ngf", "ndf", "n_layers_d"):
+            _check_positive(name, getattr(self, name))
+        _check_positive("n_blocks", self.n_blocks, allow_zero=True)
+        if not 0 <= self.unet_downs <= 10:
+            raise ValueError(f"unet_downs must be in 0..10 (0 = automatic); got {self.unet_downs}")
+
+    def size_multiple(self, train_size: int) -> int:
+        """Input sides must be a multiple of this for the generator."""
+        if self.generator == "resnet":
+            return 4
+        return 2 ** self.resolved_unet_downs(train_size)
+
+    def resolved_unet_downs(self, train_size: int) -> int:
+        if self.unet_downs:
+            return self.unet_downs
+        downs = 0
+        while train_size % (2 ** (downs + 1)) == 0 and downs < 8:
+            downs += 1
+        return max(downs, 1)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 4
+    epochs: int = 10  # epochs at the initial learning rate
+    epochs_decay: int = 10  # epochs of linear decay to zero
+    iters_per_epoch: int = 0  # 0 = max(#T1, #T2) / batch_size, as the reference
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    gan_loss: GanLoss = "lsgan"
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5  # relative to lambda_cycle; 0 disables
+    pool_size: int = 50
+    save_every: int = 5  # also keep a checkpoint every N epochs (0 = only 'last')
+    seed: int = 0
+    device: Device = "auto"
+    precision: Precision = "auto"
+    channels_last: bool = True
+    n_samples: int = 4  # fixed validation images in the per-epoch sample grid
+
+    def __post_init__(self) -> None:
+        _check_positive("batch_size", self.batch_size)
+        _check_positive("epochs", self.epochs, allow_zero=True)
+        _check_positive("epochs_decay", self.epochs_decay, allow_zero=True)
+        if self.epochs + self.epochs_decay < 1:
+            raise ValueError("epochs + epochs_decay must be >= 1")
+        _check_positive("iters_per_epoch", self.iters_per_epoch, allow_zero=True)
+        _check_positive("lr", self.lr)
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ValueError("beta1 and beta2 must be in [0, 1)")
+        _check_choice("gan_loss", self.gan_loss, GanLoss)
+        _check_positive("lambda_cycle", self.lambda_cycle, allow_zero=True)
+        _check_positive("lambda_identity", self.lambda_identity, allow_zero=True)
+        _check_positive("pool_size", self.pool_size, allow_zero=True)
+        _check_positive("save_every", self.save_every, allow_zero=True)
+        _check_choice("device", self.device, Device)
+        _check_choice("precision", self.precision, Precision)
+        _check_positive("n_samples", self.n_samples, allow_zero=True)
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs + self.epochs_decay
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        size, mult = self.data.train_size, self.model.size_multiple(self.data.train_size)
+        if size % mult:
+            raise ValueError(
+                f"image size {size} cannot be handled by the {self.model.generator} generator: "
+                f"it must be a multiple of {mult}; use e.g. --image-size {max(mult, size - size % mult)}"
+            )
+
+    @classmethod
+    def reference(cls) -> Config:
+        """The reference CycleGAN setting: 256², ResNet-9, ngf 64, batch 1, 100 + 100 epochs, no prior."""
+        return cls(
+            DataConfig(image_size=256),
+            ModelConfig(ngf=64, n_blocks=9, prior="none"),
+            TrainConfig(batch_size=1, epochs=100, epochs_decay=100),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Config:
+        sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+        unknown = set(d) - set(sections)
+        if unknown:
+            raise ValueError(f"unknown config section(s): {', '.join(sorted(unknown))}")
+        parts = {}
+        for name, klass in sections.items():
+            values = dict(d.get(name) or {})
+            known = {f.name for f in fields(klass)}
+            bad = set(values) - known
+            if bad:
+                raise ValueError(f"unknown key(s) in [{name}]: {', '.join(sorted(bad))}")
+            if "percentiles" in values:
+                values["percentiles"] = tuple(values["percentiles"])
+            parts[name] = klass(**values)
+        return cls(**parts)
+
+    def replace(self, **overrides: Any) -> Config:
+        """Return a copy with ``section.key`` overrides, e.g. ``replace(**{"train.epochs": 3})``."""
+        d = self.to_dict()
+        for key, value in overrides.items():
+            section, _, name = key.partition(".")
+            if section not in d or name not in d[section]:
+                raise ValueError(f"unknown config key {key!r}")
+            d[section][name] = value
+        return Config.from_dict(d)
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read a YAML (or JSON) config file; missing keys take the defaults."""
+    if path is None:
+        return Config()
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"config file not found: {p}; pass an existing YAML file to --config")
+    try:
+        d = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(d, dict):
+            raise ValueError("top level must be a mapping with sections data/model/train")
+        return Config.from_dict(d)
+    except (yaml.YAMLError, ValueError, TypeError) as e:
+        raise InputError(f"invalid config file {p}: {e}") from None

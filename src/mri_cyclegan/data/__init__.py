@@ -1,0 +1,1 @@
+"""Preprocessing (pure functions), the unpaired slice dataset and the embedded demo data."""

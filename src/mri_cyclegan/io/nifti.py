@@ -1,0 +1,111 @@
+"""NIfTI volumes: read, reorient to the closest canonical (RAS) orientation and back, write with affine and header."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .volume import Volume
+
+AXES = {"sagittal": 0, "coronal": 1, "axial": 2}  # in RAS+ canonical orientation
+
+
+def read_nifti(path: str | Path) -> Volume:
+    """Read a 3D NIfTI volume (a 4D one with a single volume is squeezed). Raises InputError on bad input."""
+    import nibabel as nib
+
+    p = Path(path)
+    try:
+        img = nib.load(str(p))
+        data = np.asarray(img.get_fdata(dtype=np.float32))
+    except (nib.filebasedimages.ImageFileError, OSError, EOFError, zlib.error, ValueError) as e:
+        raise InputError(f"cannot read NIfTI {p}: {e}; the file is not NIfTI or is corrupt/truncated") from None
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise InputError(f"NIfTI {p} has shape {data.shape}; only 3D volumes are supported (split 4D series first)")
+    if data.size == 0:
+        raise InputError(f"NIfTI {p} is empty (shape {data.shape})")
+    finite = np.isfinite(data)
+    if not finite.any():
+        raise InputError(f"NIfTI {p} holds only NaN/inf values")
+    if np.ptp(data[finite]) == 0:
+        raise InputError(f"NIfTI {p} is constant ({float(data[finite][0])}); it holds no image")
+    data = np.where(finite, data, 0.0).astype(np.float32)
+    return Volume(data=data, affine=img.affine, header=img.header.copy(), path=p)
+
+
+def _orientations(affine: np.ndarray):
+    import nibabel.orientations as no
+
+    orig = no.io_orientation(affine)
+    ras = no.axcodes2ornt(("R", "A", "S"))
+    return no, orig, ras
+
+
+def to_canonical(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Reorder/flip axes so that they run (closest to) R, A, S."""
+    no, orig, ras = _orientations(affine)
+    return np.ascontiguousarray(no.apply_orientation(data, no.ornt_transform(orig, ras)))
+
+
+def from_canonical(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`to_canonical`: back to the voxel order of the file with ``affine``."""
+    no, orig, ras = _orientations(affine)
+    return np.ascontiguousarray(no.apply_orientation(data, no.ornt_transform(ras, orig)))
+
+
+def canonical_spacing(affine: np.ndarray) -> tuple[float, float, float]:
+    no, orig, _ = _orientations(affine)
+    zooms = np.sqrt((affine[:3, :3] ** 2).sum(0))
+    out = [0.0, 0.0, 0.0]
+    for i, (ax, _) in enumerate(orig):
+        out[int(ax)] = float(zooms[i])
+    return (out[0], out[1], out[2])
+
+
+def slices(canonical: np.ndarray, axis: str) -> list[np.ndarray]:
+    """2D slices of a canonical volume along ``axis``, rotated so that up is anterior/superior."""
+    ax = AXES[axis]
+    moved = np.moveaxis(canonical, ax, 0)
+    return [np.ascontiguousarray(np.rot90(s)) for s in moved]
+
+
+def stack(slice_list: list[np.ndarray], axis: str) -> np.ndarray:
+    """Inverse of :func:`slices`."""
+    moved = np.stack([np.rot90(s, -1) for s in slice_list], axis=0)
+    return np.ascontiguousarray(np.moveaxis(moved, 0, AXES[axis]))
+
+
+def write_nifti(path: str | Path, data: np.ndarray, affine: np.ndarray, header=None) -> None:
+    """Write atomically, keeping affine and header (data type, pixdim, description, qform/sform codes)."""
+    import nibabel as nib
+
+    p = Path(path)
+    hdr = header.copy() if header is not None else None
+    out_dtype = hdr.get_data_dtype() if hdr is not None else np.dtype(np.float32)
+    arr = np.asarray(data, dtype=np.float32)
+    if np.issubdtype(out_dtype, np.integer):
+        info = np.iinfo(out_dtype)
+        arr = np.clip(np.rint(arr), info.min, info.max).astype(out_dtype)
+    img = nib.Nifti1Image(arr, affine, header=hdr)
+    if hdr is not None:  # keep the file's own qform/sform codes
+        for get, set_ in ((hdr.get_qform, img.set_qform), (hdr.get_sform, img.set_sform)):
+            matrix, code = get(coded=True)
+            if matrix is not None:
+                set_(matrix, int(code))
+    p.parent.mkdir(parents=True, exist_ok=True)
+    suffix = ".nii.gz" if str(p).endswith(".gz") else ".nii"
+    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=p.parent, prefix=".tmp-")
+    os.close(fd)
+    try:
+        nib.save(img, tmp)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

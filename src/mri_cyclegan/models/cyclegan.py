@@ -1,0 +1,57 @@
+"""The CycleGAN container: two generators (one per direction) and two discriminators (one per contrast)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from .networks import Generator, PatchDiscriminator, ResnetGenerator, UnetGenerator, init_weights, last_conv
+
+
+def build_generator(cfg: ModelConfig, train_size: int) -> Generator:
+    if cfg.generator == "resnet":
+        backbone: nn.Module = ResnetGenerator(cfg.ngf, cfg.n_blocks)
+    else:
+        backbone = UnetGenerator(cfg.ngf, cfg.resolved_unet_downs(train_size))
+    return Generator(backbone, use_prior=cfg.prior != "none")
+
+
+class CycleGAN(nn.Module):
+    def __init__(self, cfg: ModelConfig, train_size: int, seed: int = 0) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.train_size = train_size
+        self.g_t1_to_t2 = build_generator(cfg, train_size)
+        self.g_t2_to_t1 = build_generator(cfg, train_size)
+        self.d_t1 = PatchDiscriminator(cfg.ndf, cfg.n_layers_d)  # judges real vs fake T1
+        self.d_t2 = PatchDiscriminator(cfg.ndf, cfg.n_layers_d)  # judges real vs fake T2
+        self.reset_parameters(seed)
+
+    def reset_parameters(self, seed: int) -> None:
+        gen = torch.Generator().manual_seed(seed)  # N(0, 0.02) init from this seed only
+        for net in (self.g_t1_to_t2, self.g_t2_to_t1, self.d_t1, self.d_t2):
+            init_weights(net, gen)
+        if self.cfg.prior != "none":
+            for g in (self.g_t1_to_t2, self.g_t2_to_t1):
+                conv = last_conv(g.backbone)
+                nn.init.zeros_(conv.weight)
+                if conv.bias is not None:
+                    nn.init.zeros_(conv.bias)
+
+    def generator(self, direction: str) -> Generator:
+        if direction not in ("t1_to_t2", "t2_to_t1"):
+            raise ValueError(f"direction must be t1_to_t2 or t2_to_t1; got {direction!r}")
+        return self.g_t1_to_t2 if direction == "t1_to_t2" else self.g_t2_to_t1
+
+    def set_priors(self, lut_t1_to_t2: np.ndarray, lut_t2_to_t1: np.ndarray) -> None:
+        for g, lut in ((self.g_t1_to_t2, lut_t1_to_t2), (self.g_t2_to_t1, lut_t2_to_t1)):
+            if g.prior is not None:
+                g.prior.lut.copy_(torch.as_tensor(lut, dtype=torch.float32))
+
+    def generators(self) -> list[nn.Module]:
+        return [self.g_t1_to_t2, self.g_t2_to_t1]
+
+    def discriminators(self) -> list[nn.Module]:
+        return [self.d_t1, self.d_t2]

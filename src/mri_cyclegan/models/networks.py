@@ -1,0 +1,155 @@
+"""The networks, top-down. Shapes for 1 channel, batch N, input H x W.
+
+Instance norm without affine parameters, weights N(0, 0.02), as the reference CycleGAN.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..baselines import N_KNOTS
+
+
+def _norm(channels: int) -> nn.Module:
+    return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), _norm(dim), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), _norm(dim),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResnetGenerator(nn.Module):
+    """c7s1-ngf, d(2ngf), d(4ngf), n_blocks x R(4ngf), u(2ngf), u(ngf), c7s1-1. Sides must be multiples of 4."""
+
+    def __init__(self, ngf: int = 64, n_blocks: int = 9, in_ch: int = 1, out_ch: int = 1) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_ch, ngf, 7), _norm(ngf), nn.ReLU(True)]
+        # (N, ngf, H, W)
+        for mult in (1, 2):  # -> (N, 2ngf, H/2, W/2) -> (N, 4ngf, H/4, W/4)
+            c = ngf * mult
+            layers += [nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), _norm(2 * c), nn.ReLU(True)]
+        layers += [ResnetBlock(4 * ngf) for _ in range(n_blocks)]  # (N, 4ngf, H/4, W/4)
+        for mult in (4, 2):  # -> (N, 2ngf, H/2, W/2) -> (N, ngf, H, W)
+            c = ngf * mult
+            layers += [nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1), _norm(c // 2), nn.ReLU(True)]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_ch, 7)]  # (N, out_ch, H, W), no activation
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class UnetGenerator(nn.Module):
+    """U-Net with ``downs`` stride-2 levels and skip connections; sides must be multiples of 2**downs.
+
+    Widths ngf, 2ngf, 4ngf, 8ngf, 8ngf, ... (capped at 8ngf); at 256 with 8 downs the bottleneck is 1x1.
+    """
+
+    def __init__(self, ngf: int = 64, downs: int = 8, in_ch: int = 1, out_ch: int = 1) -> None:
+        super().__init__()
+        widths = [ngf * min(2**i, 8) for i in range(downs)]  # output channels of each down level
+        self.down = nn.ModuleList()
+        prev = in_ch
+        for i, w in enumerate(widths):  # level i: (N, prev, H/2^i) -> (N, w, H/2^(i+1))
+            layers: list[nn.Module] = [] if i == 0 else [nn.LeakyReLU(0.2, True)]
+            layers.append(nn.Conv2d(prev, w, 4, stride=2, padding=1))
+            if 0 < i < downs - 1:  # no norm on the outermost and innermost (1x1) levels
+                layers.append(_norm(w))
+            self.down.append(nn.Sequential(*layers))
+            prev = w
+        self.up = nn.ModuleList()
+        for i in reversed(range(downs)):  # level i: (N, in, H/2^(i+1)) -> (N, out, H/2^i)
+            c_in = widths[i] if i == downs - 1 else 2 * widths[i]
+            c_out = out_ch if i == 0 else widths[i - 1]
+            layers = [nn.ReLU(True), nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1)]
+            if i > 0:
+                layers.append(_norm(c_out))
+            self.up.append(nn.Sequential(*layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for layer in self.down:
+            x = layer(x)
+            skips.append(x)
+        skips.pop()  # the bottleneck feeds the first up level directly
+        for layer in self.up:
+            x = layer(x)
+            if skips:
+                x = torch.cat([skips.pop(), x], 1)  # (N, 2w, ...) skip connection
+        return x
+
+
+class HistogramPrior(nn.Module):
+    """Piecewise-linear intensity map given by its values at evenly spaced knots on [-1, 1]."""
+
+    def __init__(self, n_knots: int = N_KNOTS) -> None:
+        super().__init__()
+        self.register_buffer("lut", torch.linspace(-1.0, 1.0, n_knots))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.lut.numel()
+        pos = (x.clamp(-1, 1) + 1) * (0.5 * (k - 1))  # (N, 1, H, W) in [0, k-1]
+        i0 = pos.detach().floor().clamp(0, k - 2)
+        w = pos - i0
+        i0 = i0.long()
+        lut = self.lut.to(x.dtype)
+        return lut[i0] * (1 - w) + lut[i0 + 1] * w
+
+
+class Generator(nn.Module):
+    """backbone -> output. Without prior: tanh(backbone(x)); with prior: clamp(prior(x) + backbone(x)).
+
+    With a prior the backbone's last layer starts at zero, so the untrained generator *is* the prior.
+    """
+
+    def __init__(self, backbone: nn.Module, use_prior: bool) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.prior = HistogramPrior() if use_prior else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.prior is None:
+            return torch.tanh(self.backbone(x))
+        return torch.clamp(self.prior(x) + self.backbone(x), -1.0, 1.0)
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN: C64-C128-C256-C512(stride 1)-1; 70x70 receptive field with n_layers=3. Outputs logits."""
+
+    def __init__(self, ndf: int = 64, n_layers: int = 3, in_ch: int = 1) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(in_ch, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        c = ndf  # (N, ndf, H/2, W/2)
+        for n in range(1, n_layers + 1):  # stride 2 except the last: (N, ndf*2^n, H/2^(n+1)) ...
+            c_next = ndf * min(2**n, 8)
+            stride = 2 if n < n_layers else 1
+            layers += [nn.Conv2d(c, c_next, 4, stride=stride, padding=1), _norm(c_next), nn.LeakyReLU(0.2, True)]
+            c = c_next
+        layers.append(nn.Conv2d(c, 1, 4, stride=1, padding=1))  # (N, 1, ~H/2^n_layers - 2, ...) logits
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def init_weights(module: nn.Module, generator: torch.Generator, gain: float = 0.02) -> None:
+    """N(0, gain) for conv weights, zero biases (reference 'normal' init), from ``generator``."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, gain, generator=generator)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def last_conv(module: nn.Module) -> nn.Module:
+    convs = [m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    return convs[-1]

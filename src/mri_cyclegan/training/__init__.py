@@ -1,0 +1,1 @@
+"""Training: one readable train step, checkpoints, LR schedule, image pool."""

@@ -1,0 +1,124 @@
+"""What a run leaves behind besides checkpoints: losses.csv/png, sample grids, progress.gif."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+LOSS_KEYS = ("loss_g", "loss_g_gan", "loss_cycle", "loss_identity", "loss_d")
+
+
+def to_uint8(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Model space [-1, 1] to 8-bit for display."""
+    a = x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float32)
+    return np.clip(np.rint((a + 1) * 127.5), 0, 255).astype(np.uint8)
+
+
+def sample_grid(rows: list[list[torch.Tensor]], pad: int = 2) -> np.ndarray:
+    """Tile rows of (H, W) images into one uint8 image with a small gap."""
+    tiles = [[to_uint8(im) for im in row] for row in rows]
+    h = max(t.shape[0] for row in tiles for t in row)
+    w = max(t.shape[1] for row in tiles for t in row)
+    ncol = max(len(row) for row in tiles)
+    out = np.zeros((len(tiles) * (h + pad) + pad, ncol * (w + pad) + pad), np.uint8)
+    for r, row in enumerate(tiles):
+        for c, t in enumerate(row):
+            y, x = pad + r * (h + pad), pad + c * (w + pad)
+            out[y : y + t.shape[0], x : x + t.shape[1]] = t
+    return out
+
+
+def save_png(path: Path, arr: np.ndarray) -> None:
+    from PIL import Image
+
+    tmp = path.with_name(".tmp-" + path.name)
+    Image.fromarray(arr).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def make_gif(frames: list[Path], path: Path, ms_per_frame: int = 400) -> None:
+    from PIL import Image, ImageDraw
+
+    if not frames:
+        return
+    images = []
+    for f in frames:
+        im = Image.open(f).convert("L")
+        draw = ImageDraw.Draw(im)
+        draw.text((4, 2), f.stem.replace("_", " "), fill=255)
+        images.append(im)
+    tmp = path.with_name(".tmp-" + path.name)
+    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0)
+    os.replace(tmp, path)
+
+
+class LossLog:
+    """Per-iteration losses in ``losses.csv``; on resume, rows after the checkpoint's step are dropped."""
+
+    def __init__(self, path: Path, resume_step: int | None = None) -> None:
+        self.path = path
+        self.rows: list[dict[str, float]] = []
+        if resume_step is not None and path.exists():
+            with path.open() as f:
+                self.rows = [
+                    {k: float(v) for k, v in r.items()} for r in csv.DictReader(f) if int(float(r["step"])) <= resume_step
+                ]
+        self._rewrite()
+
+    def _rewrite(self) -> None:
+        tmp = self.path.with_name(".tmp-" + self.path.name)
+        with tmp.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["step", "epoch", *LOSS_KEYS, "lr"])
+            w.writeheader()
+            for r in self.rows:
+                w.writerow({k: (int(r[k]) if k in ("step", "epoch") else f"{r[k]:.6g}") for k in w.fieldnames})
+        os.replace(tmp, self.path)
+
+    def append(self, row: dict[str, float]) -> None:
+        self.rows.append(row)
+        with self.path.open("a", newline="") as f:
+            fields = ["step", "epoch", *LOSS_KEYS, "lr"]
+            csv.DictWriter(f, fieldnames=fields).writerow(
+                {k: (int(row[k]) if k in ("step", "epoch") else f"{row[k]:.6g}") for k in fields}
+            )
+
+    def plot(self, path: Path) -> None:
+        plot_losses(self.rows, path)
+
+
+def plot_losses(rows: list[dict[str, float]], path: Path, smooth: int = 0) -> None:
+    """Generator, discriminator, cycle and identity curves (moving average) against iteration."""
+    if not rows:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = np.array([r["step"] for r in rows])
+    k = smooth or max(1, len(rows) // 50)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for key, label in (("loss_g_gan", "generator (adversarial)"), ("loss_d", "discriminator"),
+                       ("loss_cycle", "cycle (x λ)"), ("loss_identity", "identity (x λ·w)")):  # fmt: skip
+        v = np.array([r[key] for r in rows])
+        if not (v > 0).any():
+            continue
+        if k > 1 and len(v) >= k:
+            v = np.convolve(v, np.ones(k) / k, mode="valid")
+            ax.plot(steps[k - 1 :], v, label=label)
+        else:
+            ax.plot(steps, v, label=label)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(".tmp-" + path.name)
+    fig.savefig(tmp, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)

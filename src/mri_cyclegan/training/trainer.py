@@ -1,0 +1,260 @@
+"""The CycleGAN training loop: one readable train step, epochs, samples, checkpoints, resume."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..baselines import inverse_histogram_lut
+from ..config import Config
+from ..data.dataset import SliceSet, UnpairedBatches
+from ..errors import InputError, TrainingDivergedError
+from ..losses import cycle_loss, gan_loss, identity_loss
+from ..models import CycleGAN
+from ..runtime import autocast, resolve_device, resolve_precision
+from .artifacts import LOSS_KEYS, LossLog, make_gif, sample_grid, save_png
+from .checkpoint import (
+    load_checkpoint,
+    load_module,
+    model_tensors,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+    save_checkpoint,
+)
+from .pool import ImagePool
+from .schedule import lr_factor
+
+log = logging.getLogger(__name__)
+
+
+def _set_requires_grad(nets: list[torch.nn.Module], flag: bool) -> None:
+    for net in nets:
+        for p in net.parameters():
+            p.requires_grad_(flag)
+
+
+def priors_from_data(t1: SliceSet, t2: SliceSet) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse-histogram lookup tables from the unpaired training images (no pairing used)."""
+    a, b = t1.images.numpy(), t2.images.numpy()
+    return inverse_histogram_lut(a, b), inverse_histogram_lut(b, a)
+
+
+class Trainer:
+    """Owns the model, optimizers, pools and data sampler of one run folder."""
+
+    def __init__(self, config: Config, t1: SliceSet, t2: SliceSet, run_dir: str | Path) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.t1, self.t2 = t1, t2
+        tc = config.train
+        self.device = resolve_device(tc.device)
+        self.precision = resolve_precision(tc.precision, self.device)
+        self.model = CycleGAN(config.model, config.data.train_size, seed=tc.seed)
+        if config.model.prior != "none":
+            self.model.set_priors(*priors_from_data(t1, t2))
+        self.model.to(self.device)
+        if tc.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.memory_format = torch.channels_last if tc.channels_last else torch.contiguous_format
+        betas = (tc.beta1, tc.beta2)
+        foreach = self.device.type == "cuda" or None
+        self.opt_g = torch.optim.Adam([p for g in self.model.generators() for p in g.parameters()], lr=tc.lr, betas=betas, foreach=foreach)
+        self.opt_d = torch.optim.Adam([p for d in self.model.discriminators() for p in d.parameters()], lr=tc.lr, betas=betas, foreach=foreach)
+        self.pool_t1 = ImagePool(tc.pool_size, torch.Generator().manual_seed(tc.seed + 1))
+        self.pool_t2 = ImagePool(tc.pool_size, torch.Generator().manual_seed(tc.seed + 2))
+        self.batches = UnpairedBatches(t1, t2, config.data, tc.batch_size, seed=tc.seed + 3)
+        self.iters_per_epoch = tc.iters_per_epoch or max(1, math.ceil(max(len(t1), len(t2)) / tc.batch_size))
+        self.step = 0
+        self.epoch = 0
+        n = min(tc.n_samples, len(t1), len(t2))
+        pick = lambda s: torch.linspace(0, len(s) - 1, n).round().long() if n else torch.zeros(0, dtype=torch.long)  # noqa: E731
+        self.samples_t1 = t1.images[pick(t1)]
+        self.samples_t2 = t2.images[pick(t2)]
+
+    # ------------------------------------------------------------------ one step
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+
+    def train_step(self, real_t1: torch.Tensor, real_t2: torch.Tensor) -> dict[str, float]:
+        """One CycleGAN iteration: update both generators, then both discriminators."""
+        tc, m = self.config.train, self.model
+        real_t1, real_t2 = self._to_device(real_t1), self._to_device(real_t2)
+        lam, lam_id = tc.lambda_cycle, tc.lambda_cycle * tc.lambda_identity
+
+        # Generators: fool the discriminators, and come back to the input after a round trip.
+        _set_requires_grad(m.discriminators(), False)
+        with autocast(self.device, self.precision):
+            fake_t2 = m.g_t1_to_t2(real_t1)  # (N, 1, S, S)
+            fake_t1 = m.g_t2_to_t1(real_t2)
+            rec_t1 = m.g_t2_to_t1(fake_t2)
+            rec_t2 = m.g_t1_to_t2(fake_t1)
+            loss_gan = gan_loss(m.d_t2(fake_t2), True, tc.gan_loss) + gan_loss(m.d_t1(fake_t1), True, tc.gan_loss)
+            loss_cycle = lam * (cycle_loss(rec_t1, real_t1) + cycle_loss(rec_t2, real_t2))
+            loss_idt = torch.zeros((), device=self.device)
+            if lam_id > 0:
+                loss_idt = lam_id * (identity_loss(m.g_t1_to_t2(real_t2), real_t2) + identity_loss(m.g_t2_to_t1(real_t1), real_t1))
+            loss_g = loss_gan + loss_cycle + loss_idt
+        self._check_finite("generator", loss_g)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+
+        # Discriminators: real vs (pooled) fake, one pass over the concatenated batch per contrast.
+        _set_requires_grad(m.discriminators(), True)
+        pooled_t1 = self.pool_t1.query(fake_t1.detach())
+        pooled_t2 = self.pool_t2.query(fake_t2.detach())
+        with autocast(self.device, self.precision):
+            loss_d = 0.0
+            for d, real, fake in ((m.d_t1, real_t1, pooled_t1), (m.d_t2, real_t2, pooled_t2)):
+                logits = d(torch.cat([real, fake], 0))
+                n = real.shape[0]
+                loss_d = loss_d + 0.5 * (gan_loss(logits[:n], True, tc.gan_loss) + gan_loss(logits[n:], False, tc.gan_loss))
+        self._check_finite("discriminator", loss_d)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+
+        values = torch.stack([loss_g.detach(), loss_gan.detach(), loss_cycle.detach(), loss_idt.detach(), loss_d.detach()]).float().cpu()
+        return dict(zip(LOSS_KEYS, values.tolist()))
+
+    def _check_finite(self, what: str, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss).item():
+            raise TrainingDivergedError(
+                f"the {what} loss became {loss.item()} at iteration {self.step}; training stopped and the last good "
+                f"checkpoint in {self.run_dir / 'checkpoints'} was kept. Try a lower --lr or --precision fp32"
+            )
+
+    # ------------------------------------------------------------------ schedule
+    def _set_lr(self) -> float:
+        tc = self.config.train
+        lr = tc.lr * lr_factor(self.step, tc.epochs * self.iters_per_epoch, tc.epochs_decay * self.iters_per_epoch)
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        return lr
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.train.total_epochs * self.iters_per_epoch
+
+    # ------------------------------------------------------------------ samples
+    @torch.inference_mode()
+    def write_samples(self) -> Path | None:
+        if not len(self.samples_t1):
+            return None
+        m = self.model
+        m.eval()
+        with autocast(self.device, self.precision):
+            a, b = self._to_device(self.samples_t1), self._to_device(self.samples_t2)
+            fake_t2, fake_t1 = m.g_t1_to_t2(a), m.g_t2_to_t1(b)
+            rec_t1, rec_t2 = m.g_t2_to_t1(fake_t2), m.g_t1_to_t2(fake_t1)
+        m.train()
+        rows = [[a[i, 0], fake_t2[i, 0], rec_t1[i, 0], b[i, 0], fake_t1[i, 0], rec_t2[i, 0]] for i in range(a.shape[0])]
+        path = self.run_dir / "samples" / f"epoch_{self.epoch:03d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_png(path, sample_grid(rows))
+        return path
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict]:
+        tensors = model_tensors(self.model)
+        groups_g = optimizer_to_tensors("opt_g", self.opt_g, tensors)
+        groups_d = optimizer_to_tensors("opt_d", self.opt_d, tensors)
+        for name, obj in (("pool_t1", self.pool_t1), ("pool_t2", self.pool_t2), ("batches", self.batches)):
+            for k, v in obj.state_dict().items():
+                tensors[f"{name}/{k}"] = v
+        meta = {
+            "config": self.config.to_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "iters_per_epoch": self.iters_per_epoch,
+            "opt_g_groups": groups_g,
+            "opt_d_groups": groups_d,
+        }
+        return tensors, meta
+
+    def save(self, name: str = "last") -> Path:
+        tensors, meta = self.state_tensors()
+        path = self.run_dir / "checkpoints" / f"{name}.safetensors"
+        save_checkpoint(path, tensors, meta)
+        return path
+
+    def load(self, path: str | Path) -> None:
+        tensors, meta, config = load_checkpoint(path)
+        load_module(self.model, tensors, "model", path)
+        self.model.to(self.device)
+        if self.config.train.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.opt_g.load_state_dict(optimizer_from_tensors("opt_g", tensors, meta["opt_g_groups"]))
+        self.opt_d.load_state_dict(optimizer_from_tensors("opt_d", tensors, meta["opt_d_groups"]))
+        for name, obj in (("pool_t1", self.pool_t1), ("pool_t2", self.pool_t2)):
+            obj.load_state_dict({k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(name + "/")}, self.device)
+        self.batches.load_state_dict({"generator": tensors["batches/generator"]})
+        self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
+        self.iters_per_epoch = int(meta["iters_per_epoch"])
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, resume: bool = False, progress: bool = True, on_epoch: Callable[[Trainer], None] | None = None) -> dict[str, float]:
+        """Train to the configured number of epochs; returns the last epoch's mean losses."""
+        from tqdm.auto import tqdm
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.json").write_text(self.config.to_json())
+        ckpt = self.run_dir / "checkpoints" / "last.safetensors"
+        if resume:
+            if not ckpt.is_file():
+                raise InputError(f"--resume: no checkpoint in {self.run_dir / 'checkpoints'}; start without --resume")
+            self.load(ckpt)
+            log.info("resumed from %s at epoch %d, iteration %d", ckpt, self.epoch, self.step)
+        losses = LossLog(self.run_dir / "losses.csv", resume_step=self.step if resume else None)
+        if not resume:
+            self.write_samples()  # epoch 0: untrained
+            self.save()
+        log.info(
+            "training on %s (%s), %d T1 / %d T2 images, %d iterations/epoch, %d epochs",
+            self.device, self.precision, len(self.t1), len(self.t2), self.iters_per_epoch, self.config.train.total_epochs,
+        )
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not progress, unit="it", dynamic_ncols=True)
+        means: dict[str, float] = {}
+        self.model.train()
+        try:
+            while self.epoch < self.config.train.total_epochs:
+                sums = dict.fromkeys(LOSS_KEYS, 0.0)
+                for _ in range(self.iters_per_epoch):
+                    lr = self._set_lr()
+                    values = self.train_step(*self.batches.next())
+                    self.step += 1
+                    losses.append({"step": self.step, "epoch": self.epoch + 1, **values, "lr": lr})
+                    for k in LOSS_KEYS:
+                        sums[k] += values[k]
+                    bar.update(1)
+                    bar.set_postfix(G=f"{values['loss_g']:.3f}", D=f"{values['loss_d']:.3f}", cyc=f"{values['loss_cycle']:.3f}")
+                self.epoch += 1
+                means = {k: v / self.iters_per_epoch for k, v in sums.items()}
+                log.info("epoch %d/%d: %s", self.epoch, self.config.train.total_epochs, " ".join(f"{k}={v:.4f}" for k, v in means.items()))
+                self.write_samples()
+                self.save()
+                every = self.config.train.save_every
+                if every and self.epoch % every == 0:
+                    self.save(f"epoch_{self.epoch:03d}")
+                losses.plot(self.run_dir / "losses.png")
+                if on_epoch is not None:
+                    on_epoch(self)
+        finally:
+            bar.close()
+        frames = sorted((self.run_dir / "samples").glob("epoch_*.png"))
+        make_gif(frames, self.run_dir / "progress.gif")
+        losses.plot(self.run_dir / "losses.png")
+        return means
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
