@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 N_KNOTS = 256
-FOREGROUND = -0.9  # model-space threshold between background and tissue
+FOREGROUND = -0.9  # model-space threshold between background (-1) and tissue
 
 
 def knots(n: int = N_KNOTS) -> np.ndarray:

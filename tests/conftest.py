@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+from phantoms import pair_2d, volume_pair  # noqa: E402
+
+from mri_cyclegan.config import Config  # noqa: E402
+
+torch.set_num_threads(2)
+
+TINY = {
+    "data.image_size": 32,
+    "model.ngf": 4,
+    "model.n_blocks": 1,
+    "model.ndf": 8,
+    "train.batch_size": 2,
+    "train.epochs": 1,
+    "train.epochs_decay": 1,
+    "train.iters_per_epoch": 2,
+    "train.n_samples": 2,
+    "train.device": "cpu",
+    "train.precision": "fp32",
+}
+
+
+@pytest.fixture
+def tiny_config() -> Config:
+    return Config().replace(**TINY)
+
+
+@pytest.fixture
+def image_folders(tmp_path: Path) -> tuple[Path, Path]:
+    """Unpaired folders: 5 8-bit T1 PNGs of two orientations, 6 16-bit T2 PNGs."""
+    t1, t2 = tmp_path / "t1", tmp_path / "t2"
+    t1.mkdir()
+    t2.mkdir()
+    for i in range(5):
+        a, _ = pair_2d((48, 40) if i % 2 else (40, 48), seed=i)
+        Image.fromarray(np.clip(a / 1000 * 255, 0, 255).astype(np.uint8)).save(t1 / f"t1_{i}.png")
+    for i in range(6):
+        _, b = pair_2d((44, 44), seed=50 + i)
+        Image.fromarray(np.clip(b * 50, 0, 65535).astype(np.uint16)).save(t2 / f"t2_{i}.png")
+    return t1, t2
+
+
+def oblique_affine() -> np.ndarray:
+    """A LPS-ish, permuted, anisotropic affine: not canonical."""
+    aff = np.array([[0.0, -1.2, 0.0, 90.0], [-1.0, 0.0, 0.0, 100.0], [0.0, 0.0, 2.0, -50.0], [0, 0, 0, 1]])
+    return aff
+
+
+@pytest.fixture
+def nifti_pair(tmp_path: Path) -> tuple[Path, Path]:
+    a, b = volume_pair((36, 30, 12), seed=3)
+    aff = oblique_affine()
+    p1, p2 = tmp_path / "t1.nii.gz", tmp_path / "t2.nii.gz"
+    img = nib.Nifti1Image(a.astype(np.int16), aff)
+    img.header["descrip"] = b"phantom t1"
+    nib.save(img, p1)
+    nib.save(nib.Nifti1Image(b.astype(np.float32), aff), p2)
+    return p1, p2

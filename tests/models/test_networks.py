@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+import torch
+
+from mri_cyclegan.config import ModelConfig
+from mri_cyclegan.models import CycleGAN, PatchDiscriminator, ResnetGenerator, UnetGenerator
+
+
+@pytest.mark.parametrize("size", [(32, 32), (64, 48), (96, 112)])
+def test_resnet_shapes(size):
+    g = ResnetGenerator(ngf=4, n_blocks=2)
+    assert g(torch.randn(2, 1, *size)).shape == (2, 1, *size)
+
+
+@pytest.mark.parametrize("size, downs", [(32, 5), (64, 4), (256, 8)])
+def test_unet_shapes(size, downs):
+    g = UnetGenerator(ngf=4, downs=downs)
+    assert g(torch.randn(1, 1, size, size)).shape == (1, 1, size, size)
+
+
+def test_patchgan_receptive_field_is_70():
+    d = PatchDiscriminator(ndf=4, n_layers=3)
+    for i, m in enumerate(d.net):  # instance norm couples all pixels; the conv geometry is what is tested
+        if isinstance(m, torch.nn.InstanceNorm2d):
+            d.net[i] = torch.nn.Identity()
+    x = torch.zeros(1, 1, 128, 128, requires_grad=True)
+    out = d(x)
+    out[0, 0, out.shape[2] // 2, out.shape[3] // 2].backward()
+    rows = torch.nonzero(x.grad[0, 0].abs().sum(1)).flatten()
+    assert rows.max() - rows.min() + 1 == 70
+
+
+def test_prior_generator_starts_at_lut():
+    m = CycleGAN(ModelConfig(ngf=4, n_blocks=1), 32)
+    lut = np.linspace(1, -1, 256).astype(np.float32)
+    lut[0] = -1
+    m.set_priors(lut, lut)
+    x = torch.rand(2, 1, 32, 32) * 1.8 - 0.8
+    torch.testing.assert_close(m.g_t1_to_t2(x), -x, atol=1e-4, rtol=0)
+
+
+def test_init_is_seeded():
+    a, b = CycleGAN(ModelConfig(ngf=4, n_blocks=1, prior="none"), 32, seed=1), CycleGAN(ModelConfig(ngf=4, n_blocks=1, prior="none"), 32, seed=1)
+    c = CycleGAN(ModelConfig(ngf=4, n_blocks=1, prior="none"), 32, seed=2)
+    pa, pb, pc = (torch.cat([p.flatten() for p in m.parameters()]) for m in (a, b, c))
+    assert torch.equal(pa, pb) and not torch.equal(pa, pc)
+    assert 0.015 < pa.std().item() < 0.025

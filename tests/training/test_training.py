@@ -1,0 +1,86 @@
+import pytest
+import torch
+
+from mri_cyclegan.data.dataset import load_domain
+from mri_cyclegan.errors import InputError, TrainingDivergedError
+from mri_cyclegan.training import trainer as trainer_mod
+from mri_cyclegan.training.checkpoint import load_checkpoint
+from mri_cyclegan.training.pool import ImagePool
+from mri_cyclegan.training.schedule import lr_factor
+from mri_cyclegan.training.trainer import Trainer
+
+
+def test_lr_schedule():
+    assert [lr_factor(s, 4, 4) for s in range(9)] == [1, 1, 1, 1, 0.75, 0.5, 0.25, 0.0, 0.0]
+    assert lr_factor(5, 5, 0) == 0.0
+
+
+def test_pool_behaviour():
+    pool = ImagePool(2, torch.Generator().manual_seed(0))
+    a = torch.ones(2, 1, 4, 4)
+    assert torch.equal(pool.query(a), a)  # filling: returns the new images
+    out = torch.cat([pool.query(torch.full((1, 1, 4, 4), float(i))) for i in range(2, 40)])
+    assert (out.flatten(1)[:, 0] == 1).any()  # old images come back
+    assert torch.equal(ImagePool(0, torch.Generator()).query(a), a)
+
+
+def _trainer(cfg, folders, run):
+    return Trainer(cfg, load_domain(folders[0], cfg.data), load_domain(folders[1], cfg.data), run)
+
+
+def test_resume_equals_uninterrupted(tiny_config, image_folders, tmp_path):
+    full = _trainer(tiny_config, image_folders, tmp_path / "full")
+    full.fit(progress=False)
+    cfg_half = tiny_config.replace(**{"train.epochs_decay": 0})  # stop after epoch 1 ...
+    half = _trainer(cfg_half, image_folders, tmp_path / "half")
+    half.fit(progress=False)
+    resumed = _trainer(tiny_config, image_folders, tmp_path / "half")  # ... then continue to epoch 2
+    resumed.fit(resume=True, progress=False)
+    assert resumed.step == full.step == 4
+    for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+    rows_full = (tmp_path / "full" / "losses.csv").read_text().splitlines()
+    rows_resumed = (tmp_path / "half" / "losses.csv").read_text().splitlines()
+    assert rows_full == rows_resumed
+
+
+def test_same_seed_same_losses(tiny_config, image_folders, tmp_path):
+    a = _trainer(tiny_config, image_folders, tmp_path / "a")
+    b = _trainer(tiny_config, image_folders, tmp_path / "b")
+    la = [a.train_step(*a.batches.next()) for _ in range(2)]
+    lb = [b.train_step(*b.batches.next()) for _ in range(2)]
+    assert la == lb
+    c = _trainer(tiny_config.replace(**{"train.seed": 5}), image_folders, tmp_path / "c")
+    assert [c.train_step(*c.batches.next()) for _ in range(2)] != la
+
+
+def test_checkpoint_holds_everything(tiny_config, image_folders, tmp_path):
+    t = _trainer(tiny_config, image_folders, tmp_path / "r")
+    t.fit(progress=False)
+    tensors, meta, cfg = load_checkpoint(tmp_path / "r")
+    assert cfg == tiny_config and meta["step"] == 4 and meta["epoch"] == 2
+    prefixes = {k.split("/")[0] for k in tensors}
+    assert {"model", "opt_g", "opt_d", "pool_t1", "pool_t2", "batches"} <= prefixes
+    assert (tmp_path / "r" / "progress.gif").is_file() and (tmp_path / "r" / "losses.png").is_file()
+    assert len(list((tmp_path / "r" / "samples").glob("epoch_*.png"))) == 3  # epochs 0, 1, 2
+
+
+def test_nan_loss_stops_and_keeps_checkpoint(tiny_config, image_folders, tmp_path, monkeypatch):
+    t = _trainer(tiny_config, image_folders, tmp_path / "r")
+    calls = {"n": 0}
+    real = trainer_mod.cycle_loss
+
+    def flaky(a, b):
+        calls["n"] += 1
+        return real(a, b) * (float("nan") if calls["n"] > 4 else 1.0)  # NaN in epoch 2
+
+    monkeypatch.setattr(trainer_mod, "cycle_loss", flaky)
+    with pytest.raises(TrainingDivergedError, match="NaN|nan"):
+        t.fit(progress=False)
+    _, meta, _ = load_checkpoint(tmp_path / "r")
+    assert meta["epoch"] == 1  # last good checkpoint kept
+
+
+def test_resume_without_checkpoint(tiny_config, image_folders, tmp_path):
+    with pytest.raises(InputError, match="resume"):
+        _trainer(tiny_config, image_folders, tmp_path / "new").fit(resume=True, progress=False)
