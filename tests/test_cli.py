@@ -1,0 +1,149 @@
+"""The CLI as a user runs it: exit codes, files written, one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from mri_cyclegan.cli import main
+
+TRAIN_FLAGS = [
+    "--image-size", "32", "--ngf", "4", "--n-blocks", "1", "--ndf", "8", "--batch-size", "2",
+    "--epochs", "1", "--epochs-decay", "0", "--iters-per-epoch", "2", "--device", "cpu", "--precision", "fp32",
+]  # fmt: skip
+
+
+@pytest.fixture
+def run_dir(image_folders, tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--t1", str(image_folders[0]), "--t2", str(image_folders[1]), "--out", str(out), "--quiet", *TRAIN_FLAGS]) == 0
+    return out
+
+
+def test_help_is_instant_and_documents_flags():
+    code = "import sys; from mri_cyclegan import cli\ntry: cli.main(['train', '--help'])\nexcept SystemExit: pass\nassert 'torch' not in sys.modules"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for flag in ("--t1", "--image-size", "--gan-loss", "--lambda-identity", "--resume", "--seed", "--device", "--generator"):
+        assert flag in r.stdout
+
+
+def test_train_smoke_writes_run_folder(run_dir):
+    for name in ("config.json", "losses.csv", "losses.png", "progress.gif", "train.log", "checkpoints/last.safetensors"):
+        assert (run_dir / name).is_file(), name
+    assert json.loads((run_dir / "config.json").read_text())["data"]["image_size"] == 32
+    assert len((run_dir / "losses.csv").read_text().splitlines()) == 3  # header + 2 iterations
+
+
+def test_resume_extends_training(run_dir, image_folders):
+    flags = [f if f != "0" or prev != "--epochs-decay" else "1" for prev, f in zip([""] + TRAIN_FLAGS, TRAIN_FLAGS)]
+    assert main(["train", "--t1", str(image_folders[0]), "--t2", str(image_folders[1]), "--out", str(run_dir), "--quiet", "--resume", *flags]) == 0
+    assert len((run_dir / "losses.csv").read_text().splitlines()) == 5
+
+
+def test_translate_png_folder_keeps_size_and_depth(run_dir, image_folders, tmp_path):
+    out = tmp_path / "fake_t2"
+    assert main(["translate", "--model", str(run_dir), "--direction", "t1-to-t2", str(image_folders[0]), str(out), "--quiet"]) == 0
+    for src in image_folders[0].glob("*.png"):
+        a, b = Image.open(src), Image.open(out / src.name)
+        assert a.size == b.size and a.mode == b.mode
+    out16 = tmp_path / "fake_t1.png"
+    src16 = next(image_folders[1].glob("*.png"))
+    assert main(["translate", "--model", str(run_dir / "checkpoints" / "last.safetensors"), "--direction", "t2-to-t1", str(src16), str(out16), "--quiet"]) == 0
+    assert np.array(Image.open(out16)).dtype == np.array(Image.open(src16)).dtype
+    assert Image.open(out16).size == Image.open(src16).size
+
+
+def test_translate_nifti_keeps_shape_affine_header(run_dir, nifti_pair, tmp_path):
+    out = tmp_path / "fake_t2.nii.gz"
+    assert main(["translate", "--model", str(run_dir), "--direction", "t1-to-t2", str(nifti_pair[0]), str(out), "--quiet"]) == 0
+    a, b = nib.load(nifti_pair[0]), nib.load(out)
+    assert a.shape == b.shape and b.get_data_dtype() == a.get_data_dtype()
+    np.testing.assert_allclose(a.affine, b.affine)
+    assert b.header["descrip"].tobytes().startswith(b"phantom t1")
+    assert np.isfinite(b.get_fdata()).all() and b.get_fdata().std() > 0
+
+
+def test_train_on_nifti_volumes(nifti_pair, tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--t1", str(nifti_pair[0]), "--t2", str(nifti_pair[1]), "--out", str(out), "--quiet", "--axis", "axial", *TRAIN_FLAGS]) == 0
+    assert (out / "checkpoints" / "last.safetensors").is_file()
+
+
+def _err(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    return err[-1] if err else ""
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "corrupt", "4d", "constant", "bad_size", "unet_size"])
+def test_bad_training_input_exit_2(case, image_folders, tmp_path, capsys):
+    t1, t2 = str(image_folders[0]), str(image_folders[1])
+    flags = list(TRAIN_FLAGS)
+    if case == "missing":
+        t1 = str(tmp_path / "nope")
+    elif case == "empty":
+        (tmp_path / "empty").mkdir()
+        t1 = str(tmp_path / "empty")
+    elif case == "corrupt":
+        (image_folders[0] / "zz.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    elif case == "4d":
+        nib.save(nib.Nifti1Image(np.random.default_rng(0).random((8, 8, 8, 3)).astype(np.float32), np.eye(4)), tmp_path / "v.nii.gz")
+        t1 = str(tmp_path / "v.nii.gz")
+    elif case == "constant":
+        nib.save(nib.Nifti1Image(np.ones((8, 8, 8), np.float32), np.eye(4)), tmp_path / "c.nii")
+        t2 = str(tmp_path / "c.nii")
+    elif case == "bad_size":
+        flags[1] = "30"
+    elif case == "unet_size":
+        flags += ["--generator", "unet", "--unet-downs", "6"]
+    out = tmp_path / "run"
+    assert main(["train", "--t1", t1, "--t2", t2, "--out", str(out), "--quiet", *flags]) == 2
+    msg = _err(capsys)
+    assert msg.startswith("mri-cyclegan train: error:") and "Traceback" not in capsys.readouterr().err
+    assert not (out / "checkpoints").exists()
+    if case in ("missing", "corrupt", "4d", "constant"):
+        assert any(name in msg for name in ("nope", "zz.png", "v.nii.gz", "c.nii"))
+
+
+def test_resume_without_checkpoint_exit_2(image_folders, tmp_path, capsys):
+    args = ["train", "--t1", str(image_folders[0]), "--t2", str(image_folders[1]), "--out", str(tmp_path / "r"), "--resume", "--quiet", *TRAIN_FLAGS]
+    assert main(args) == 2
+    assert "--resume" in _err(capsys)
+
+
+@pytest.mark.parametrize("case", ["missing", "truncated", "foreign", "other_arch"])
+def test_bad_checkpoint_exit_2(case, run_dir, image_folders, tmp_path, capsys):
+    ckpt = run_dir / "checkpoints" / "last.safetensors"
+    if case == "missing":
+        model = tmp_path / "none.safetensors"
+    elif case == "truncated":
+        model = tmp_path / "t.safetensors"
+        model.write_bytes(ckpt.read_bytes()[:1000])
+    elif case == "foreign":
+        from safetensors.torch import save_file
+        import torch
+
+        model = tmp_path / "f.safetensors"
+        save_file({"w": torch.zeros(2)}, model)
+    else:
+        import torch
+        from safetensors import safe_open
+        from safetensors.torch import save_file
+
+        with safe_open(str(ckpt), "pt") as f:
+            meta = f.metadata()
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        cfg = json.loads(meta["config"])
+        cfg["model"]["ngf"] = 8  # claims another width than its weights have
+        meta["config"] = json.dumps(cfg)
+        model = tmp_path / "o.safetensors"
+        save_file(tensors, model, metadata=meta)
+    out = tmp_path / "o.png"
+    assert main(["translate", "--model", str(model), "--direction", "t1-to-t2", str(image_folders[0]), str(out), "--quiet"]) == 2
+    msg = _err(capsys)
+    assert model.name in msg and msg.startswith("mri-cyclegan translate: error:")
+    assert not out.exists()
