@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 log = logging.getLogger("mri_cyclegan")
 
@@ -116,6 +116,52 @@ def cmd_translate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_paths
+    from .inference import normalize_direction
+
+    summary = evaluate_paths(args.pred, args.ref, args.out, mask=args.mask, input_path=args.input, model=args.model,
+                             direction=normalize_direction(args.direction))
+    print(_table({args.direction: summary}))
+    print(f"report: {Path(args.out) / 'report.html'}")
+    return EXIT_OK
+
+
+def _table(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    lines = [f"{'direction':<10} {'method':<18} {'PSNR dB':>8} {'SSIM':>7} {'MAE':>7}"]
+    for direction, methods in results.items():
+        for method, s in methods.items():
+            if isinstance(s, dict) and "psnr" in s:
+                lines.append(f"{direction:<10} {method:<18} {s['psnr']:>8.2f} {s['ssim']:>7.4f} {s['mae']:>7.4f}")
+    return "\n".join(lines)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from .demo import run_demo
+
+    handler = _add_file_log(Path(args.out) / "demo.log")
+    try:
+        with logging_redirect_tqdm():
+            metrics = run_demo(args.out, minutes=args.minutes, progress=not args.quiet, device=args.device, seed=args.seed)
+    finally:
+        logging.getLogger("mri_cyclegan").removeHandler(handler)
+        handler.close()
+    print(_table({d: metrics[d] for d in ("t1_to_t2", "t2_to_t1")}))
+    print(f"trained {metrics['train_seconds']:.0f} s; report: {Path(args.out) / 'report.html'}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+    from .inference import normalize_direction
+
+    path = export_onnx(args.model, args.output, normalize_direction(args.direction))
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -152,12 +198,34 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("output", help="output file (single input) or folder")
     tr.set_defaults(func=cmd_translate)
 
-    for extra in _EXTRA_COMMANDS:
-        extra(sub)
+    e = sub.add_parser("evaluate", help="score translations against reference images (PSNR, SSIM, MAE) with baselines",
+                       description="Pairs are matched by file name (or slice). Writes DIR/metrics.json and DIR/report.html.")
+    e.add_argument("--pred", required=True, help="translated image, folder or NIfTI volume")
+    e.add_argument("--ref", required=True, help="reference (true target contrast) image, folder or volume")
+    e.add_argument("--mask", help="brain mask(s), matched like --ref; default: automatic foreground mask of the reference")
+    e.add_argument("--input", help="the source images that were translated: enables the identity and inverse-histogram baselines")
+    e.add_argument("--model", help="run folder or checkpoint: its histogram prior for the baseline, loss curves and progress in the report")
+    e.add_argument("--direction", default="t1-to-t2", choices=["t1-to-t2", "t2-to-t1"], help="default t1-to-t2")
+    e.add_argument("--out", required=True, help="output folder for metrics.json and report.html")
+    e.add_argument("--quiet", action="store_true", help="less logging")
+    e.set_defaults(func=cmd_evaluate)
+
+    d = sub.add_parser("demo", help="train on the embedded ICBM 2009c data, evaluate on held-out slices, write a report",
+                       description="No download: the demo data ships with the package.")
+    d.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
+    d.add_argument("--minutes", type=float, default=10.0, help="training time budget in minutes (default 10)")
+    d.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto")
+    d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(func=cmd_demo)
+
+    x = sub.add_parser("export", help="export a trained generator to ONNX", description="Dynamic batch and image size.")
+    x.add_argument("--model", required=True, help="run folder or .safetensors checkpoint")
+    x.add_argument("--direction", default="t1-to-t2", choices=["t1-to-t2", "t2-to-t1"], help="default t1-to-t2")
+    x.add_argument("--format", default="onnx", choices=["onnx"], help="export format (onnx)")
+    x.add_argument("output", help="output .onnx file")
+    x.set_defaults(func=cmd_export)
     return p
-
-
-_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -81,8 +81,11 @@ def foreground_mask(ref: np.ndarray, fraction: float = 0.1) -> np.ndarray:
     return ndimage.binary_fill_holes(ndimage.binary_opening(m, iterations=1))
 
 
-def score(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
-    """PSNR / SSIM / MAE after normalising prediction and reference the same way (robust, in mask, to [0, 1])."""
+def score(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None, normalize: bool = False) -> dict[str, float]:
+    """PSNR / SSIM / MAE with data range 1 inside the mask (automatic foreground mask if None).
+
+    Inputs are expected in [0, 1] on a common scale; ``normalize=True`` first maps each one's in-mask
+    0.5/99.5 percentiles to [0, 1] (the same rule for prediction and reference)."""
     m = foreground_mask(ref) if mask is None else np.asarray(mask, bool)
-    p, r = normalize_in_mask(pred, m), normalize_in_mask(ref, m)
+    p, r = (normalize_in_mask(pred, m), normalize_in_mask(ref, m)) if normalize else (np.asarray(pred), np.asarray(ref))
     return {"psnr": psnr(p, r, 1.0, m), "ssim": ssim(p, r, 1.0, m), "mae": mae(p, r, 1.0, m)}

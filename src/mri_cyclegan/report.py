@@ -1,0 +1,129 @@
+"""A self-contained HTML report (images embedded as base64 PNG) and metrics.json."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+METHOD_LABELS = {"model": "CycleGAN (this model)", "identity": "identity (input as output)", "inverse_histogram": "inverse histogram matching"}
+
+
+@dataclass
+class Example:
+    name: str
+    input: np.ndarray  # [0, 1]
+    prediction: np.ndarray
+    reference: np.ndarray
+    mask: np.ndarray
+
+
+@dataclass
+class DirectionResult:
+    direction: str  # "t1_to_t2" / "t2_to_t1" / free text
+    summaries: dict[str, dict[str, float]]  # method -> {"psnr", "ssim", "mae", "*_std", "n"}
+    per_image: list[dict[str, Any]] = field(default_factory=list)
+    examples: list[Example] = field(default_factory=list)
+
+
+def _png_b64(arr: np.ndarray) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _gray(x: np.ndarray, scale: int = 2) -> np.ndarray:
+    a = np.clip(np.rint(np.asarray(x, np.float64) * 255), 0, 255).astype(np.uint8)
+    return np.kron(a, np.ones((scale, scale), np.uint8)) if scale > 1 else a
+
+
+def _error_rgb(err: np.ndarray, mask: np.ndarray, vmax: float = 0.25, scale: int = 2) -> np.ndarray:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["magma"]
+    rgb = (cmap(np.clip(err / vmax, 0, 1))[..., :3] * 255).astype(np.uint8)
+    rgb[~mask] = 0
+    return np.kron(rgb, np.ones((scale, scale, 1), np.uint8)) if scale > 1 else rgb
+
+
+def _img(arr: np.ndarray, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{_png_b64(arr)}">'
+
+
+def _file_img(path: Path, alt: str) -> str:
+    mime = "image/gif" if path.suffix == ".gif" else "image/png"
+    return f'<img alt="{html.escape(alt)}" src="data:{mime};base64,{base64.b64encode(path.read_bytes()).decode("ascii")}">'
+
+
+def _table(res: DirectionResult) -> str:
+    rows = []
+    best = {k: (max if k != "mae" else min)(s[k] for s in res.summaries.values()) for k in ("psnr", "ssim", "mae")}
+    for method, s in res.summaries.items():
+        cells = []
+        for k, fmt in (("psnr", "{:.2f}"), ("ssim", "{:.4f}"), ("mae", "{:.4f}")):
+            text = f"{fmt.format(s[k])} ± {fmt.format(s[k + '_std'])}"
+            cells.append(f"<td><b>{text}</b></td>" if s[k] == best[k] else f"<td>{text}</td>")
+        rows.append(f"<tr><th>{html.escape(METHOD_LABELS.get(method, method))}</th>{''.join(cells)}<td>{int(s['n'])}</td></tr>")
+    head = "<tr><th>method</th><th>PSNR (dB) ↑</th><th>SSIM ↑</th><th>MAE ↓</th><th>images</th></tr>"
+    return f'<table class="metrics" data-direction="{html.escape(res.direction)}">{head}{"".join(rows)}</table>'
+
+
+def _examples(res: DirectionResult) -> str:
+    out = ['<table class="examples"><tr><th>slice</th><th>input</th><th>prediction</th><th>reference</th><th>|error| (0–0.25)</th></tr>']
+    for ex in res.examples:
+        err = np.abs(ex.prediction - ex.reference)
+        out.append(
+            f"<tr><td>{html.escape(ex.name)}</td><td>{_img(_gray(ex.input), 'input')}</td><td>{_img(_gray(ex.prediction), 'prediction')}</td>"
+            f"<td>{_img(_gray(ex.reference), 'reference')}</td><td>{_img(_error_rgb(err, ex.mask), 'absolute error')}</td></tr>"
+        )
+    out.append("</table>")
+    return "".join(out)
+
+
+CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:center}
+th{background:#f4f4f4}img{image-rendering:pixelated;max-width:100%}.note{color:#555;font-size:90%}"""
+
+
+def write_report(out_dir: str | Path, results: list[DirectionResult], title: str = "mri-cyclegan evaluation",
+                 notes: list[str] | None = None, run_dir: str | Path | None = None, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``metrics.json`` and a self-contained ``report.html`` into ``out_dir``; returns the HTML path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics: dict[str, Any] = {r.direction: {**r.summaries, "per_image": r.per_image} for r in results}
+    metrics.update(extra or {})
+    _atomic_write(out / "metrics.json", json.dumps(metrics, indent=2))
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1>"]
+    for n in notes or []:
+        parts.append(f'<p class="note">{html.escape(n)}</p>')
+    for r in results:
+        parts.append(f"<h2>{html.escape(r.direction.replace('_', ' '))}</h2>{_table(r)}")
+        if r.examples:
+            parts.append(_examples(r))
+    if run_dir is not None:
+        rd = Path(run_dir)
+        if (rd / "losses.png").is_file():
+            parts.append(f"<h2>Training losses</h2>{_file_img(rd / 'losses.png', 'loss curves')}")
+        if (rd / "progress.gif").is_file():
+            parts.append("<h2>Progress across epochs</h2><p class='note'>Each row: real T1 → fake T2 → reconstructed T1 | "
+                         f"real T2 → fake T1 → reconstructed T2.</p>{_file_img(rd / 'progress.gif', 'progress across epochs')}")
+    parts.append("</body></html>")
+    path = out / "report.html"
+    _atomic_write(path, "\n".join(parts))
+    return path
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(".tmp-" + path.name)
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,110 @@
+import json
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mri_cyclegan.cli import main
+from mri_cyclegan.data.demo import load_demo_volumes, split_slices
+from mri_cyclegan.evaluate import match_pairs
+from tests.phantoms import pair_2d
+
+
+class _Parser(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.imgs, self.tables, self.text = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.imgs.append(a.get("src", ""))
+        if tag == "table" and "data-direction" in a:
+            self.tables.append(a["data-direction"])
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse_report(path):
+    p = _Parser()
+    p.feed(path.read_text())
+    return p
+
+
+def test_demo_split_has_no_leakage():
+    v = load_demo_volumes()
+    train, test = split_slices(v.mask)
+    assert len(test) >= 15 and len(train) >= 60
+    assert min(abs(a - b) for a in train for b in test) > 2  # > 2 mm from every test slice
+    assert v.t1.shape == v.t2.shape == v.mask.shape
+
+
+def test_match_pairs(tmp_path):
+    from pathlib import Path
+
+    preds = [Path("a_fake.png"), Path("b.png"), Path("zzz.png")]
+    refs = [Path("a.png"), Path("b.png")]
+    assert match_pairs(preds, refs) == [(preds[0], refs[0]), (preds[1], refs[1])]
+
+
+@pytest.fixture
+def eval_folders(tmp_path):
+    dirs = {k: tmp_path / k for k in ("input", "pred", "ref", "mask")}
+    for d in dirs.values():
+        d.mkdir()
+    for i in range(3):
+        t1, t2 = pair_2d((48, 40), seed=i)
+        Image.fromarray(np.clip(t1 / 4, 0, 255).astype(np.uint8)).save(dirs["input"] / f"s{i}.png")
+        Image.fromarray(np.clip(t2 / 4, 0, 255).astype(np.uint8)).save(dirs["ref"] / f"s{i}.png")
+        noisy = t2 + np.random.default_rng(i).normal(0, 60, t2.shape) * (t2 > 0)
+        Image.fromarray(np.clip(noisy / 4, 0, 255).astype(np.uint8)).save(dirs["pred"] / f"s{i}.png")
+        Image.fromarray(((t2 > 0) * 255).astype(np.uint8)).save(dirs["mask"] / f"s{i}.png")
+    return dirs
+
+
+def test_evaluate_cli_metrics_and_report(eval_folders, tmp_path, capsys):
+    out = tmp_path / "ev"
+    d = eval_folders
+    args = ["evaluate", "--pred", str(d["pred"]), "--ref", str(d["ref"]), "--mask", str(d["mask"]), "--input", str(d["input"]), "--out", str(out)]
+    assert main(args) == 0
+    m = json.loads((out / "metrics.json").read_text())["t1_to_t2"]
+    assert set(m) >= {"model", "identity", "inverse_histogram", "per_image"}
+    assert m["model"]["n"] == 3 and len(m["per_image"]) == 3
+    assert m["model"]["psnr"] > m["identity"]["psnr"] and m["identity"]["ssim"] < 0.5
+    assert m["inverse_histogram"]["psnr"] > m["identity"]["psnr"]  # inversion fixes the tissue order
+    rep = parse_report(out / "report.html")
+    assert rep.tables == ["t1_to_t2"]
+    assert len(rep.imgs) == 3 * 4 and all(src.startswith("data:image/png;base64,") for src in rep.imgs)
+    text = " ".join(rep.text)
+    assert "inverse histogram matching" in text and re.search(r"\d+\.\d\d ± ", text)
+    assert "model" in capsys.readouterr().out
+
+
+def test_evaluate_shape_mismatch_exit_2(eval_folders, tmp_path, capsys):
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(eval_folders["pred"] / "s0.png")
+    assert main(["evaluate", "--pred", str(eval_folders["pred"]), "--ref", str(eval_folders["ref"]), "--out", str(tmp_path / "e")]) == 2
+    assert "s0.png" in capsys.readouterr().err
+
+
+def test_demo_tiny_budget(tmp_path, monkeypatch):
+    from mri_cyclegan import demo
+
+    monkeypatch.setitem(demo.DEMO_OVERRIDES, "data.image_size", 32)
+    monkeypatch.setitem(demo.DEMO_OVERRIDES, "model.ngf", 4)
+    monkeypatch.setitem(demo.DEMO_OVERRIDES, "model.n_blocks", 1)
+    monkeypatch.setitem(demo.DEMO_OVERRIDES, "train.epochs", 1)
+    monkeypatch.setitem(demo.DEMO_OVERRIDES, "train.epochs_decay", 1)
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--minutes", "0.01", "--quiet"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    for direction in ("t1_to_t2", "t2_to_t1"):
+        for method in ("model", "identity", "inverse_histogram"):
+            assert set(m[direction][method]) >= {"psnr", "ssim", "mae"}
+        assert m[direction]["inverse_histogram"]["psnr"] > m[direction]["identity"]["psnr"] + 1
+    assert m["n_test_slices"] >= 15 and m["train_seconds"] > 0
+    rep = parse_report(out / "report.html")
+    assert rep.tables == ["t1_to_t2", "t2_to_t1"]
+    assert any(src.startswith("data:image/gif;base64,") for src in rep.imgs)  # progress across epochs

@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
+
+from mri_cyclegan.metrics import foreground_mask, mae, psnr, score, ssim
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (40, 57), (96, 77)])
+@pytest.mark.parametrize("data_range", [1.0, 255.0])
+def test_against_skimage(shape, data_range):
+    rng = np.random.default_rng(shape[0])
+    ref = rng.random(shape) * data_range
+    pred = np.clip(ref + rng.normal(0, 0.1 * data_range, shape), 0, data_range)
+    want = structural_similarity(pred, ref, data_range=data_range, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    assert ssim(pred, ref, data_range) == pytest.approx(want, abs=1e-10)
+    assert psnr(pred, ref, data_range) == pytest.approx(peak_signal_noise_ratio(ref, pred, data_range=data_range), abs=1e-10)
+
+
+def test_known_answers():
+    ref = np.zeros((20, 20))
+    pred = ref + 0.1
+    assert psnr(pred, ref, 1.0) == pytest.approx(20.0)
+    assert mae(pred, ref, 1.0) == pytest.approx(0.1)
+    assert ssim(ref + 0.5, ref + 0.5, 1.0) == pytest.approx(1.0)
+    assert psnr(ref, ref, 1.0) == float("inf")
+
+
+def test_mask_restricts_to_brain():
+    ref = np.zeros((30, 30))
+    pred = ref.copy()
+    mask = np.zeros_like(ref, bool)
+    mask[10:20, 10:20] = True
+    pred[~mask] = 1.0  # errors only outside the mask
+    assert psnr(pred, ref, 1.0, mask) == float("inf")
+    assert mae(pred, ref, 1.0, mask) == 0
+    pred[mask] = 0.2
+    assert mae(pred, ref, 1.0, mask) == pytest.approx(0.2)
+    assert psnr(pred, ref, 1.0, mask) == pytest.approx(10 * np.log10(1 / 0.04))
+    assert mean_squared_error(pred[mask], ref[mask]) == pytest.approx(0.04)
+
+
+def test_errors_and_auto_mask():
+    with pytest.raises(ValueError):
+        psnr(np.zeros((3, 3)), np.zeros((3, 4)), 1.0)
+    with pytest.raises(ValueError):
+        psnr(np.zeros((3, 3)), np.zeros((3, 3)), 1.0, np.zeros((3, 3), bool))
+    img = np.zeros((40, 40))
+    img[10:30, 10:30] = 1.0
+    m = foreground_mask(img)
+    assert m[20, 20] and not m[2, 2] and 390 <= m.sum() <= 400  # the opening rounds the corners
+    assert set(score(img, img)) == {"psnr", "ssim", "mae"}
