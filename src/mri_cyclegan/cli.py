@@ -111,6 +111,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
     direction = normalize_direction(args.direction)
     translator = Translator.from_checkpoint(args.model, device=args.device, precision=args.precision, batch_size=args.batch_size)
+    if args.onnx:
+        translator.use_onnx(direction, args.onnx)
     written = translate_path(translator, args.input, args.output, direction, progress=not args.quiet)
     print(f"wrote {len(written)} file(s) to {args.output}")
     return EXIT_OK
@@ -193,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto")
     tr.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"], help="default fp32")
     tr.add_argument("--batch-size", type=int, default=16, help="slices per forward pass (default 16)")
+    tr.add_argument("--onnx", help="run the generator through onnxruntime with this file from 'mri-cyclegan export'")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.add_argument("input", help="image, folder, NIfTI volume or folder of volumes")
     tr.add_argument("output", help="output file (single input) or folder")

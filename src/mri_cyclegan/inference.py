@@ -49,6 +49,15 @@ class Translator:
         self.model = model.to(self.device).eval()
         if self.device.type == "cuda" or config.train.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        self.onnx_sessions: dict[str, object] = {}
+
+    def use_onnx(self, direction: str, onnx_path: str | Path) -> None:
+        """Run ``direction`` through onnxruntime (CPU) with a model from ``mri-cyclegan export``."""
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        self.onnx_sessions[normalize_direction(direction)] = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", precision: str = "fp32", batch_size: int = 16) -> Translator:
@@ -64,9 +73,14 @@ class Translator:
     @torch.inference_mode()
     def translate_batch(self, x: torch.Tensor, direction: str) -> torch.Tensor:
         """(N, 1, S, S) model space -> (N, 1, S, S) model space, fp32 on CPU."""
-        g = self.model.generator(normalize_direction(direction))
+        direction = normalize_direction(direction)
+        g = self.model.generator(direction)
+        session = self.onnx_sessions.get(direction)
         out = []
         for chunk in x.split(self.batch_size):
+            if session is not None:
+                out.append(torch.from_numpy(session.run(None, {"image": chunk.float().contiguous().numpy()})[0]))
+                continue
             chunk = chunk.to(self.device).contiguous(memory_format=torch.channels_last)
             with autocast(self.device, self.precision):
                 out.append(g(chunk).float().cpu())

@@ -1,0 +1,43 @@
+"""Shared helpers for the benchmarks: machine peak (4096² matmul) and JSON output."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def matmul_peak_gflops(dtype: torch.dtype, n: int = 4096, reps: int = 3) -> float:
+    a = torch.randn(n, n).to(dtype)
+    torch.mm(a, a)
+    t = time.perf_counter()
+    for _ in range(reps):
+        torch.mm(a, a)
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from mri_cyclegan.runtime import cpu_has_bf16
+
+    return {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__, "native_bf16": cpu_has_bf16(),
+            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
+def write_json(name: str, payload) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / name
+    path.write_text(json.dumps(payload, indent=2))
+    return path
