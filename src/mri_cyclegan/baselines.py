@@ -23,6 +23,11 @@ def inverse_histogram_lut(source: np.ndarray, target: np.ndarray, n_knots: int =
     The darkest source tissue gets the brightest target tissue: for knot x, the fraction q of source
     foreground >= x is looked up as the q-quantile of the target foreground. Background stays -1.
     """
+    return histogram_matching_lut(source, target, n_knots, invert=True)
+
+
+def histogram_matching_lut(source: np.ndarray, target: np.ndarray, n_knots: int = N_KNOTS, invert: bool = False) -> np.ndarray:
+    """Monotone map (decreasing if ``invert``) taking the source foreground histogram to the target's."""
     src = np.asarray(source, dtype=np.float64).ravel()
     tgt = np.asarray(target, dtype=np.float64).ravel()
     src, tgt = src[src > FOREGROUND], tgt[tgt > FOREGROUND]
@@ -30,7 +35,8 @@ def inverse_histogram_lut(source: np.ndarray, target: np.ndarray, n_knots: int =
         raise ValueError("inverse histogram matching needs foreground (> -0.9) in both domains")
     x = knots(n_knots).astype(np.float64)
     src_sorted = np.sort(src)
-    q = 1.0 - np.searchsorted(src_sorted, x, side="left") / src_sorted.size
+    below = np.searchsorted(src_sorted, x, side="left") / src_sorted.size
+    q = 1.0 - below if invert else below
     lut = np.quantile(tgt, np.clip(q, 0.0, 1.0))
     lut[x <= FOREGROUND] = -1.0
     return lut.astype(np.float32)

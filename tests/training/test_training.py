@@ -84,3 +84,26 @@ def test_nan_loss_stops_and_keeps_checkpoint(tiny_config, image_folders, tmp_pat
 def test_resume_without_checkpoint(tiny_config, image_folders, tmp_path):
     with pytest.raises(InputError, match="resume"):
         _trainer(tiny_config, image_folders, tmp_path / "new").fit(resume=True, progress=False)
+
+
+def test_calibration_matches_target_histogram_in_eval_only(tiny_config, image_folders, tmp_path):
+    import numpy as np
+
+    t = _trainer(tiny_config, image_folders, tmp_path / "r")
+    g = t.model.g_t1_to_t2
+    x = t.t1.images
+    t.model.eval()
+    before = g(x).detach()
+    torch.testing.assert_close(before, g.raw(x))  # identity until fitted
+    with torch.no_grad():
+        lut = g.prior.lut
+        g.prior.lut.copy_(torch.where(lut > -0.99, 0.5 * lut + 0.2, lut))  # pretend training compressed and shifted tissue
+    t.calibrate()
+    t.model.eval()
+    calibrated, raw = g(x).detach().numpy(), g.raw(x).detach().numpy()
+    tgt = t.t2.images.numpy()
+    q = [0.25, 0.5, 0.75]
+    err = lambda a: np.abs(np.quantile(a[a > -0.9], q) - np.quantile(tgt[tgt > -0.9], q)).max()  # noqa: E731
+    assert err(calibrated) < 0.05 < err(raw)
+    t.model.train()
+    torch.testing.assert_close(g(x), g.raw(x))  # training never sees the calibration

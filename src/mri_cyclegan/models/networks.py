@@ -109,17 +109,25 @@ class Generator(nn.Module):
     """backbone -> output. Without prior: tanh(backbone(x)); with prior: clamp(prior(x) + backbone(x)).
 
     With a prior the backbone's last layer starts at zero, so the untrained generator *is* the prior.
+    In eval mode the output also goes through ``calibration``: a monotone intensity map fitted after
+    each epoch so that outputs on the training images have the target contrast's training histogram
+    (unpaired; identity until fitted). Training never sees it.
     """
 
     def __init__(self, backbone: nn.Module, use_prior: bool) -> None:
         super().__init__()
         self.backbone = backbone
         self.prior = HistogramPrior() if use_prior else None
+        self.calibration = HistogramPrior()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def raw(self, x: torch.Tensor) -> torch.Tensor:
         if self.prior is None:
             return torch.tanh(self.backbone(x))
         return torch.clamp(self.prior(x) + self.backbone(x), -1.0, 1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.raw(x)
+        return y if self.training else self.calibration(y)
 
 
 class PatchDiscriminator(nn.Module):

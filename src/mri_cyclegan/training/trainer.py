@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..baselines import inverse_histogram_lut
+from ..baselines import histogram_matching_lut, inverse_histogram_lut
 from ..config import Config
 from ..data.dataset import SliceSet, UnpairedBatches
 from ..errors import InputError, TrainingDivergedError
@@ -143,6 +143,20 @@ class Trainer:
     def total_steps(self) -> int:
         return self.config.train.total_epochs * self.iters_per_epoch
 
+    # ------------------------------------------------------------------ output calibration
+    @torch.inference_mode()
+    def calibrate(self) -> None:
+        """Fit each generator's output calibration: its outputs on the training images of its source
+        contrast, histogram-matched to the training images of its target contrast (no pairs used)."""
+        m = self.model
+        for g, src, tgt in ((m.g_t1_to_t2, self.t1, self.t2), (m.g_t2_to_t1, self.t2, self.t1)):
+            outs = []
+            for chunk in src.images.split(16):
+                with autocast(self.device, self.precision):
+                    outs.append(g.raw(self._to_device(chunk)).float().cpu())
+            lut = histogram_matching_lut(torch.cat(outs).numpy(), tgt.images.numpy())
+            g.calibration.lut.copy_(torch.from_numpy(lut))
+
     # ------------------------------------------------------------------ samples
     @torch.inference_mode()
     def write_samples(self) -> Path | None:
@@ -236,6 +250,7 @@ class Trainer:
                     bar.update(1)
                     bar.set_postfix(G=f"{values['loss_g']:.3f}", D=f"{values['loss_d']:.3f}", cyc=f"{values['loss_cycle']:.3f}")
                 self.epoch += 1
+                self.calibrate()
                 means = {k: v / self.iters_per_epoch for k, v in sums.items()}
                 log.info("epoch %d/%d: %s", self.epoch, self.config.train.total_epochs, " ".join(f"{k}={v:.4f}" for k, v in means.items()))
                 self.write_samples()
