@@ -55,3 +55,10 @@ def test_yaml(tmp_path):
         load_config(p)
     with pytest.raises(InputError, match="not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_shipped_reference_config_is_the_reference():
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "configs" / "reference.yaml"
+    assert load_config(path) == Config.reference()
