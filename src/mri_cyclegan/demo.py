@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .baselines import apply_lut
 from .config import Config
@@ -42,6 +41,25 @@ def _model_space_to_unit(x: np.ndarray) -> np.ndarray:
     return (np.asarray(x, np.float64) + 1) / 2
 
 
+def score_split(translator, split, luts: dict[str, np.ndarray]) -> list[DirectionResult]:
+    """Model, identity and inverse-histogram scores on the held-out slices, both directions."""
+    results = []
+    for direction, src, ref in (("t1_to_t2", split.t1_test, split.t2_test), ("t2_to_t1", split.t2_test, split.t1_test)):
+        preds = translator.translate_slices(src, direction)
+        refs = [_model_space_to_unit(r) for r in ref]
+        methods = {
+            "model": [_model_space_to_unit(p) for p in preds],
+            "identity": [_model_space_to_unit(s) for s in src],
+            "inverse_histogram": [_model_space_to_unit(apply_lut(s, luts[direction])) for s in src],
+        }
+        scores = {k: score_all(v, refs, split.mask_test) for k, v in methods.items()}
+        per_image = [{"slice": int(z), **{k: scores[k][i] for k in scores}} for i, z in enumerate(split.test_index)]
+        pick = np.linspace(0, len(src) - 1, 4).round().astype(int)
+        examples = [Example(f"axial {split.test_index[i]}", _model_space_to_unit(src[i]), methods["model"][i], refs[i], split.mask_test[i]) for i in pick]
+        results.append(DirectionResult(direction, {k: summarize(v) for k, v in scores.items()}, per_image, examples))
+    return results
+
+
 def run_demo(out: str | Path, minutes: float = 10.0, progress: bool = True, device: str = "auto", seed: int = 0) -> dict:
     """Train for about ``minutes``, evaluate T1->T2 and T2->T1 on the held-out slices, write the report."""
     from .data.demo import demo_split
@@ -70,21 +88,7 @@ def run_demo(out: str | Path, minutes: float = 10.0, progress: bool = True, devi
     train_seconds = time.perf_counter() - t0
 
     translator = Translator(trainer.model, cfg, device=device)
-    luts = dict(zip(("t1_to_t2", "t2_to_t1"), priors_from_data(split.t1_train, split.t2_train)))
-    results = []
-    for direction, src, ref in (("t1_to_t2", split.t1_test, split.t2_test), ("t2_to_t1", split.t2_test, split.t1_test)):
-        preds = translator.translate_slices(src, direction)
-        refs = [_model_space_to_unit(r) for r in ref]
-        methods = {
-            "model": [_model_space_to_unit(p) for p in preds],
-            "identity": [_model_space_to_unit(s) for s in src],
-            "inverse_histogram": [_model_space_to_unit(apply_lut(s, luts[direction])) for s in src],
-        }
-        scores = {k: score_all(v, refs, split.mask_test, normalize=False) for k, v in methods.items()}
-        per_image = [{"slice": int(z), **{k: scores[k][i] for k in scores}} for i, z in enumerate(split.test_index)]
-        pick = np.linspace(0, len(src) - 1, 4).round().astype(int)
-        examples = [Example(f"axial {split.test_index[i]}", _model_space_to_unit(src[i]), methods["model"][i], refs[i], split.mask_test[i]) for i in pick]
-        results.append(DirectionResult(direction, {k: summarize(v) for k, v in scores.items()}, per_image, examples))
+    results = score_split(translator, split, dict(zip(("t1_to_t2", "t2_to_t1"), priors_from_data(split.t1_train, split.t2_train))))
     extra = {"train_seconds": round(train_seconds, 1), "n_test_slices": len(split.test_index), "iterations": trainer.step,
              "seconds_per_iteration": round(train_seconds / max(1, trainer.step), 3), "config": cfg.to_dict(),
              "precision": trainer.precision, "device": str(trainer.device)}

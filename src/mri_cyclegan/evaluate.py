@@ -94,6 +94,8 @@ def evaluate_paths(pred: str | Path, ref: str | Path, out: str | Path, mask: str
             raise InputError(f"prediction {p} and reference {r} differ in shape; translate with 'mri-cyclegan translate' to keep sizes")
         ms = load_unit(mask_files[p], is_mask=True) if p in mask_files else [(n, foreground_mask(a)) for n, a in rs]
         ins = load_unit(input_files[p]) if p in input_files else [(n, None) for n, _ in rs]
+        if len(ms) != len(rs) or len(ins) != len(rs):
+            raise InputError(f"mask or input for {p} has another number of slices than the prediction ({len(ms)}/{len(ins)} vs {len(rs)})")
         for (n, a), (_, b), (_, m), (_, i) in zip(ps, rs, ms, ins):
             if m.shape != a.shape:
                 raise InputError(f"mask for {p} has shape {m.shape}, image has {a.shape}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -45,6 +44,11 @@ def priors_from_data(t1: SliceSet, t2: SliceSet) -> tuple[np.ndarray, np.ndarray
     return inverse_histogram_lut(a, b), inverse_histogram_lut(b, a)
 
 
+def _middle(length: int, n: int) -> torch.Tensor:
+    """n evenly spaced indices from the middle 60 % (volume ends are mostly background)."""
+    return torch.linspace(0.2 * (length - 1), 0.8 * (length - 1), n).round().long()
+
+
 class Trainer:
     """Owns the model, optimizers, pools and data sampler of one run folder."""
 
@@ -73,9 +77,7 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         n = min(tc.n_samples, len(t1), len(t2))
-        pick = lambda s: torch.linspace(0, len(s) - 1, n).round().long() if n else torch.zeros(0, dtype=torch.long)  # noqa: E731
-        self.samples_t1 = t1.images[pick(t1)]
-        self.samples_t2 = t2.images[pick(t2)]
+        self.samples_t1, self.samples_t2 = t1.images[_middle(len(t1), n)], t2.images[_middle(len(t2), n)]
 
     # ------------------------------------------------------------------ one step
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
@@ -268,8 +270,3 @@ class Trainer:
         losses.plot(self.run_dir / "losses.png")
         return means
 
-
-def timed(fn: Callable[[], object]) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
