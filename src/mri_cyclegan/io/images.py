@@ -72,10 +72,7 @@ def write_image(path: str | Path, arr: np.ndarray, dtype: str = "uint8") -> None
         dtype = "uint8"  # these formats hold 8 bits only
     if ext == ".png" and dtype in ("int32", "float32"):
         dtype = "uint16"
-    data = to_dtype(np.asarray(arr), dtype)
-    img = Image.fromarray(data.astype(np.int32), mode="I") if dtype == "int32" else Image.fromarray(data)
-    if dtype == "uint16":
-        img = Image.fromarray(data.astype(np.uint16))
+    img = Image.fromarray(to_dtype(np.asarray(arr), dtype))  # uint8 -> L, uint16 -> I;16, int32 -> I, float32 -> F
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=ext, dir=p.parent, prefix=".tmp-")
     os.close(fd)
