@@ -103,7 +103,8 @@ def evaluate_paths(pred: str | Path, ref: str | Path, out: str | Path, mask: str
                 items.append((n, a, b, m, i))
     if not items:
         raise InputError("no image pair has a usable mask (>= 1% of pixels); check --mask")
-    results = {"model": score_all([a for _, a, *_ in items], [b for _, _, b, *_ in items], [m for *_, m, _ in items])}
+    refs, masks = [b for _, _, b, _, _ in items], [m for _, _, _, m, _ in items]
+    results = {"model": score_all([a for _, a, *_ in items], refs, masks)}
     notes = ["Metrics inside the brain mask" + (" (given)" if mask else " (automatic: reference > 10% of its range, holes filled)")
              + "; each image (volume) mapped to [0, 1] by its own 0.5/99.5 percentiles; data range 1; "
              "SSIM with an 11x11 Gaussian window (sigma 1.5) averaged over the mask."]
@@ -111,19 +112,18 @@ def evaluate_paths(pred: str | Path, ref: str | Path, out: str | Path, mask: str
         inputs = [i for *_, i in items]
         lut = _model_lut(model, direction) if model else None
         if lut is None:
-            lut = inverse_histogram_lut(np.concatenate([i.ravel() for i in inputs]) * 2 - 1, np.concatenate([b.ravel() for _, _, b, *_ in items]) * 2 - 1)
+            lut = inverse_histogram_lut(np.concatenate([i.ravel() for i in inputs]) * 2 - 1, np.concatenate([b.ravel() for b in refs]) * 2 - 1)
             notes.append("Inverse histogram baseline matched to the reference images' histogram (no --model with a prior given): an optimistic baseline.")
-        results["identity"] = score_all(inputs, [b for _, _, b, *_ in items], [m for *_, m, _ in items])
-        results["inverse_histogram"] = score_all([(apply_lut(i * 2 - 1, lut) + 1) / 2 for i in inputs], [b for _, _, b, *_ in items], [m for *_, m, _ in items])
+        results["identity"] = score_all(inputs, refs, masks)
+        results["inverse_histogram"] = score_all([(apply_lut(i * 2 - 1, lut) + 1) / 2 for i in inputs], refs, masks)
     else:
         notes.append("No --input given: the identity and inverse-histogram baselines need the source images.")
     per_image = [{"name": n, **{meth: results[meth][k] for meth in results}} for k, (n, *_) in enumerate(items)]
     step = max(1, len(items) // max(1, n_examples))
     examples = [Example(n, i if i is not None else np.zeros_like(a), a, b, m) for n, a, b, m, i in items[::step][:n_examples]]
     res = DirectionResult(direction, {k: summarize(v) for k, v in results.items()}, per_image, examples)
-    run_dir = _run_dir(model)
-    write_report(out, [res], notes=notes, run_dir=run_dir)
-    return {k: summarize(v) for k, v in results.items()}
+    write_report(out, [res], notes=notes, run_dir=_run_dir(model))
+    return res.summaries
 
 
 def _model_lut(model: str | Path, direction: str) -> np.ndarray | None:

@@ -3,40 +3,36 @@
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 
 import torch
 
 from .errors import InputError
+from .io.atomic import atomic_path
 
 
 def export_onnx(model: str | Path, output: str | Path, direction: str = "t1_to_t2", opset: int = 17) -> Path:
     from .inference import Translator
 
     try:
-        import onnx  # noqa: F401
+        import onnx
     except ImportError:
         raise InputError("ONNX export needs onnx: pip install 'mri-cyclegan[onnx]'") from None
     tr = Translator.from_checkpoint(model, device="cpu", precision="fp32")
     g = tr.model.generator(direction).float().to(memory_format=torch.contiguous_format).eval()
     size = tr.image_size
     out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(".tmp-" + out.name)
     x = torch.zeros(2, 1, size, size)
-    with warnings.catch_warnings():  # the exporter's notes on constant folding and instance norm are expected
-        warnings.simplefilter("ignore")
-        torch.onnx.export(g, (x,), str(tmp), input_names=["image"], output_names=["translated"], opset_version=opset,
-                          dynamic_axes={"image": {0: "batch"}, "translated": {0: "batch"}}, dynamo=False)
-    import onnx
-
-    m = onnx.load(str(tmp))
-    meta = {"direction": direction, "image_size": str(size), "config": json.dumps(tr.config.to_dict())}
-    for k, v in meta.items():
-        entry = m.metadata_props.add()
-        entry.key, entry.value = k, v
-    onnx.save(m, str(tmp))
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        with warnings.catch_warnings():  # the exporter's notes on constant folding and instance norm are expected
+            warnings.simplefilter("ignore")
+            torch.onnx.export(g, (x,), str(tmp), input_names=["image"], output_names=["translated"], opset_version=opset,
+                              dynamic_axes={"image": {0: "batch"}, "translated": {0: "batch"}}, dynamo=False)
+        m = onnx.load(str(tmp))
+        meta = {"direction": direction, "image_size": str(size), "config": json.dumps(tr.config.to_dict())}
+        for k, v in meta.items():
+            entry = m.metadata_props.add()
+            entry.key, entry.value = k, v
+        onnx.save(m, str(tmp))
     return out

@@ -56,7 +56,7 @@ def ssim(pred: np.ndarray, ref: np.ndarray, data_range: float, mask: np.ndarray 
     smap = ssim_map(p, r, data_range, sigma)
     if mask is not None:
         return float(smap[m].mean())
-    pad = (2 * int(3.5 * sigma + 0.5) + 1 - 1) // 2
+    pad = int(3.5 * sigma + 0.5)  # half the Gaussian window (skimage's truncate=3.5)
     return float(smap[pad:-pad, pad:-pad].mean())
 
 

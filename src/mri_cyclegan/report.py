@@ -6,12 +6,13 @@ import base64
 import html
 import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .io.atomic import atomic_path
 
 METHOD_LABELS = {"model": "CycleGAN (this model)", "identity": "identity (input as output)", "inverse_histogram": "inverse histogram matching"}
 
@@ -124,6 +125,5 @@ def write_report(out_dir: str | Path, results: list[DirectionResult], title: str
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(".tmp-" + path.name)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
+from .atomic import atomic_path
 
 _RGB_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 luma
 
@@ -73,12 +72,5 @@ def write_image(path: str | Path, arr: np.ndarray, dtype: str = "uint8") -> None
     if ext == ".png" and dtype in ("int32", "float32"):
         dtype = "uint16"
     img = Image.fromarray(to_dtype(np.asarray(arr), dtype))  # uint8 -> L, uint16 -> I;16, int32 -> I, float32 -> F
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=ext, dir=p.parent, prefix=".tmp-")
-    os.close(fd)
-    try:
+    with atomic_path(p) as tmp:
         img.save(tmp, format=Image.registered_extensions()[ext])
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

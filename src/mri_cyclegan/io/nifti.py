@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
+from .atomic import atomic_path
 from .volume import Volume
 
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}  # in RAS+ canonical orientation
@@ -99,13 +98,5 @@ def write_nifti(path: str | Path, data: np.ndarray, affine: np.ndarray, header=N
             matrix, code = get(coded=True)
             if matrix is not None:
                 set_(matrix, int(code))
-    p.parent.mkdir(parents=True, exist_ok=True)
-    suffix = ".nii.gz" if str(p).endswith(".gz") else ".nii"
-    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=p.parent, prefix=".tmp-")
-    os.close(fd)
-    try:
+    with atomic_path(p) as tmp:
         nib.save(img, tmp)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..io.atomic import atomic_path
+
 LOSS_KEYS = ("loss_g", "loss_g_gan", "loss_cycle", "loss_identity", "loss_d")
+CSV_FIELDS = ("step", "epoch", *LOSS_KEYS, "lr")
+
+
+def _csv_row(row: dict[str, float]) -> dict[str, str | int]:
+    return {k: (int(row[k]) if k in ("step", "epoch") else f"{row[k]:.6g}") for k in CSV_FIELDS}
 
 
 def to_uint8(x: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -35,9 +41,8 @@ def sample_grid(rows: list[list[torch.Tensor]], pad: int = 2) -> np.ndarray:
 def save_png(path: Path, arr: np.ndarray) -> None:
     from PIL import Image
 
-    tmp = path.with_name(".tmp-" + path.name)
-    Image.fromarray(arr).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG")
 
 
 def make_gif(frames: list[Path], path: Path, ms_per_frame: int = 400) -> None:
@@ -51,9 +56,8 @@ def make_gif(frames: list[Path], path: Path, ms_per_frame: int = 400) -> None:
         draw = ImageDraw.Draw(im)
         draw.text((4, 2), f.stem.replace("_", " "), fill=255)
         images.append(im)
-    tmp = path.with_name(".tmp-" + path.name)
-    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0)
 
 
 class LossLog:
@@ -70,21 +74,15 @@ class LossLog:
         self._rewrite()
 
     def _rewrite(self) -> None:
-        tmp = self.path.with_name(".tmp-" + self.path.name)
-        with tmp.open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["step", "epoch", *LOSS_KEYS, "lr"])
+        with atomic_path(self.path) as tmp, tmp.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
             w.writeheader()
-            for r in self.rows:
-                w.writerow({k: (int(r[k]) if k in ("step", "epoch") else f"{r[k]:.6g}") for k in w.fieldnames})
-        os.replace(tmp, self.path)
+            w.writerows(_csv_row(r) for r in self.rows)
 
     def append(self, row: dict[str, float]) -> None:
         self.rows.append(row)
         with self.path.open("a", newline="") as f:
-            fields = ["step", "epoch", *LOSS_KEYS, "lr"]
-            csv.DictWriter(f, fieldnames=fields).writerow(
-                {k: (int(row[k]) if k in ("step", "epoch") else f"{row[k]:.6g}") for k in fields}
-            )
+            csv.DictWriter(f, fieldnames=CSV_FIELDS).writerow(_csv_row(row))
 
     def plot(self, path: Path) -> None:
         plot_losses(self.rows, path)
@@ -118,7 +116,6 @@ def plot_losses(rows: list[dict[str, float]], path: Path, smooth: int = 0) -> No
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(".tmp-" + path.name)
-    fig.savefig(tmp, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
-    os.replace(tmp, path)

@@ -8,8 +8,6 @@ moment leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import torch
 
 from ..config import Config
 from ..errors import InputError
+from ..io.atomic import atomic_path
 
 FORMAT = "mri-cyclegan/1"
 
@@ -51,17 +50,9 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: di
     """Atomically write ``tensors`` with JSON ``meta`` (config, epoch, step, ...)."""
     from safetensors.torch import save_file
 
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"format": FORMAT, **{k: json.dumps(v) for k, v in meta.items()}}
-    fd, tmp = tempfile.mkstemp(suffix=".safetensors", dir=p.parent, prefix=".tmp-")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
