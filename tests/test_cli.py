@@ -147,3 +147,11 @@ def test_bad_checkpoint_exit_2(case, run_dir, image_folders, tmp_path, capsys):
     msg = _err(capsys)
     assert model.name in msg and msg.startswith("mri-cyclegan translate: error:")
     assert not out.exists()
+
+
+def test_translate_image_to_non_image_name_exit_2(run_dir, image_folders, tmp_path, capsys):
+    src = next(image_folders[0].glob("*.png"))
+    out = tmp_path / "fake.nii.gz"
+    assert main(["translate", "--model", str(run_dir), "--direction", "t1-to-t2", str(src), str(out), "--quiet"]) == 2
+    assert "fake.nii.gz" in _err(capsys)
+    assert list(tmp_path.glob("*fake*")) == [] and list(tmp_path.glob(".tmp-*")) == []

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import InputError
 from .atomic import atomic_path
+from .files import IMAGE_EXTENSIONS
 
 _RGB_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 luma
 
@@ -67,6 +68,8 @@ def write_image(path: str | Path, arr: np.ndarray, dtype: str = "uint8") -> None
 
     p = Path(path)
     ext = p.suffix.lower()
+    if ext not in IMAGE_EXTENSIONS:
+        raise InputError(f"cannot write image {p}: unsupported extension; name the output {', '.join(IMAGE_EXTENSIONS)} (or a folder)")
     if ext in (".jpg", ".jpeg", ".bmp") and dtype != "uint8":
         dtype = "uint8"  # these formats hold 8 bits only
     if ext == ".png" and dtype in ("int32", "float32"):
