@@ -17,7 +17,7 @@ from mri_cyclegan.config import Config  # noqa: E402
 torch.set_num_threads(2)
 
 TINY = {
-    "data.image_size": 32,
+    "data.patch_size": 32,
     "model.ngf": 4,
     "model.n_blocks": 1,
     "model.ndf": 8,
@@ -36,11 +36,16 @@ def tiny_config() -> Config:
     return Config().replace(**TINY)
 
 
-@pytest.fixture
-def image_folders(tmp_path: Path) -> tuple[Path, Path]:
+TRAIN_FLAGS = [
+    "--patch-size", "32", "--ngf", "4", "--n-blocks", "1", "--ndf", "8", "--batch-size", "2",
+    "--epochs", "1", "--epochs-decay", "0", "--iters-per-epoch", "2", "--device", "cpu", "--precision", "fp32",
+]  # fmt: skip
+
+
+def make_image_folders(root: Path) -> tuple[Path, Path]:
     """Unpaired folders: 5 8-bit T1 PNGs of two orientations, 6 16-bit T2 PNGs."""
-    t1, t2 = tmp_path / "t1", tmp_path / "t2"
-    t1.mkdir()
+    t1, t2 = root / "t1", root / "t2"
+    t1.mkdir(parents=True)
     t2.mkdir()
     for i in range(5):
         a, _ = pair_2d((48, 40) if i % 2 else (40, 48), seed=i)
@@ -49,6 +54,23 @@ def image_folders(tmp_path: Path) -> tuple[Path, Path]:
         _, b = pair_2d((44, 44), seed=50 + i)
         Image.fromarray(np.clip(b * 50, 0, 65535).astype(np.uint16)).save(t2 / f"t2_{i}.png")
     return t1, t2
+
+
+@pytest.fixture
+def image_folders(tmp_path: Path) -> tuple[Path, Path]:
+    return make_image_folders(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory) -> Path:
+    """One tiny run trained through the CLI, shared by every test that only reads it."""
+    from mri_cyclegan.cli import main
+
+    root = tmp_path_factory.mktemp("shared_run")
+    t1, t2 = make_image_folders(root / "data")
+    out = root / "run"
+    assert main(["train", "--t1", str(t1), "--t2", str(t2), "--out", str(out), "--quiet", *TRAIN_FLAGS]) == 0
+    return out
 
 
 def oblique_affine() -> np.ndarray:

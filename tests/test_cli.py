@@ -11,17 +11,7 @@ from PIL import Image
 
 from mri_cyclegan.cli import main
 
-TRAIN_FLAGS = [
-    "--image-size", "32", "--ngf", "4", "--n-blocks", "1", "--ndf", "8", "--batch-size", "2",
-    "--epochs", "1", "--epochs-decay", "0", "--iters-per-epoch", "2", "--device", "cpu", "--precision", "fp32",
-]  # fmt: skip
-
-
-@pytest.fixture
-def run_dir(image_folders, tmp_path):
-    out = tmp_path / "run"
-    assert main(["train", "--t1", str(image_folders[0]), "--t2", str(image_folders[1]), "--out", str(out), "--quiet", *TRAIN_FLAGS]) == 0
-    return out
+from tests.conftest import TRAIN_FLAGS
 
 
 def test_help_is_instant_and_documents_flags():
@@ -35,14 +25,18 @@ def test_help_is_instant_and_documents_flags():
 def test_train_smoke_writes_run_folder(run_dir):
     for name in ("config.json", "losses.csv", "losses.png", "progress.gif", "train.log", "checkpoints/last.safetensors"):
         assert (run_dir / name).is_file(), name
-    assert json.loads((run_dir / "config.json").read_text())["data"]["image_size"] == 32
+    cfg = json.loads((run_dir / "config.json").read_text())["data"]
+    assert cfg["patch_size"] == 32 and cfg["image_size"] == 0 and cfg["spacing"] == 0  # PNGs: native pixel grid
     assert len((run_dir / "losses.csv").read_text().splitlines()) == 3  # header + 2 iterations
 
 
-def test_resume_extends_training(run_dir, image_folders):
+def test_resume_extends_training(image_folders, tmp_path):
+    run = tmp_path / "run"
+    base = ["train", "--t1", str(image_folders[0]), "--t2", str(image_folders[1]), "--out", str(run), "--quiet"]
+    assert main([*base, *TRAIN_FLAGS]) == 0
     flags = [f if f != "0" or prev != "--epochs-decay" else "1" for prev, f in zip([""] + TRAIN_FLAGS, TRAIN_FLAGS)]
-    assert main(["train", "--t1", str(image_folders[0]), "--t2", str(image_folders[1]), "--out", str(run_dir), "--quiet", "--resume", *flags]) == 0
-    assert len((run_dir / "losses.csv").read_text().splitlines()) == 5
+    assert main([*base, "--resume", *flags]) == 0
+    assert len((run / "losses.csv").read_text().splitlines()) == 5
 
 
 def test_translate_png_folder_keeps_size_and_depth(run_dir, image_folders, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from mri_cyclegan.cli import main
-from mri_cyclegan.data.demo import load_demo_volumes, split_slices
+from mri_cyclegan.data.demo import load_demo_volumes, split_slabs
 from mri_cyclegan.evaluate import match_pairs
 from tests.phantoms import pair_2d
 
@@ -36,9 +36,11 @@ def parse_report(path):
 
 def test_demo_split_has_no_leakage():
     v = load_demo_volumes()
-    train, test = split_slices(v.mask)
-    assert len(test) >= 15 and len(train) >= 60
-    assert min(abs(a - b) for a in train for b in test) > 2  # > 2 mm from every test slice
+    train, test = split_slabs(v.mask)
+    assert len(test) == 24 and len(train) >= 60
+    assert min(abs(a - b) for a in train for b in test) > 5  # > 5 mm from every test slice: no SSIM window reaches training
+    runs = np.split(np.array(test), np.flatnonzero(np.diff(test) > 1) + 1)
+    assert [len(r) for r in runs] == [8, 8, 8]  # three contiguous slabs
     assert v.t1.shape == v.t2.shape == v.mask.shape
 
 
@@ -90,24 +92,34 @@ def test_evaluate_shape_mismatch_exit_2(eval_folders, tmp_path, capsys):
 
 
 def test_demo_tiny_budget(tmp_path, monkeypatch):
+    import nibabel as nib
+
     from mri_cyclegan import demo
 
-    monkeypatch.setitem(demo.DEMO_OVERRIDES, "data.image_size", 32)
-    monkeypatch.setitem(demo.DEMO_OVERRIDES, "model.ngf", 4)
-    monkeypatch.setitem(demo.DEMO_OVERRIDES, "model.n_blocks", 1)
-    monkeypatch.setitem(demo.DEMO_OVERRIDES, "train.epochs", 1)
-    monkeypatch.setitem(demo.DEMO_OVERRIDES, "train.epochs_decay", 1)
+    for key, value in {"data.patch_size": 32, "model.ngf": 4, "model.n_blocks": 1, "train.iters_per_epoch": 2}.items():
+        monkeypatch.setitem(demo.DEMO_OVERRIDES, key, value)
+    monkeypatch.setattr(demo, "MIN_ITERATIONS", 10**6)
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--minutes", "0.01", "--quiet"]) == 0
+    assert main(["demo", "--out", str(out), "--minutes", "0.02", "--quiet"]) == 0
     m = json.loads((out / "metrics.json").read_text())
     for direction in ("t1_to_t2", "t2_to_t1"):
         for method in ("model", "identity", "inverse_histogram"):
-            assert set(m[direction][method]) >= {"psnr", "ssim", "mae"}
+            assert set(m[direction][method]) >= {"psnr", "ssim", "mae", "psnr_3d", "ssim_3d", "mae_3d", "tp_error", "tp_ratio"}
+            assert m[direction][method]["n"] == 24 and m[direction][method]["n_volumes"] == 1  # 24 slab slices, one volume
         assert m[direction]["inverse_histogram"]["psnr"] > m[direction]["identity"]["psnr"] + 1
-    assert m["n_test_slices"] >= 15 and m["train_seconds"] > 0
+        assert {r["slice"] for r in m[direction]["per_image"]} == set(m["test_slices"])  # only held-out slices scored
+    assert m["n_test_slices"] == 24 and m["train_seconds"] > 0 and m["iterations"] >= 1
     rep = parse_report(out / "report.html")
     assert rep.tables == ["t1_to_t2", "t2_to_t1"]
     assert any(src.startswith("data:image/gif;base64,") for src in rep.imgs)  # progress across epochs
+    text = " ".join(rep.text)
+    assert "barely trained" in text and "3D SSIM" in text
+    assert all(v in text for v in ("axial", "coronal", "sagittal"))
+    # the translated volumes are written at native resolution on the input's grid, to open in a viewer
+    ref = nib.load(out / "volumes" / "t2.nii.gz")
+    fake = nib.load(out / "volumes" / "fake_t2.nii.gz")
+    assert fake.shape == ref.shape and fake.get_fdata().std() > 0
+    np.testing.assert_allclose(fake.affine, ref.affine)
 
 
 def test_evaluate_nifti_volumes(tmp_path):

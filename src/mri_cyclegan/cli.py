@@ -14,10 +14,16 @@ EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 
 # CLI flag -> config key; flags left unset keep the config file's (or the default) value
 TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
-    "image_size": ("data.image_size", int, "training images are fitted (aspect kept) into N x N (default 96; reference 256)"),
-    "patch_size": ("data.patch_size", int, "train on random P x P crops of the N x N images (0 = whole images)"),
+    "image_size": ("data.image_size", int, "0 = native resolution (default); N = squeeze every slice into N x N (faster, "
+                   "less detail; the reference CycleGAN uses 256)"),
+    "patch_size": ("data.patch_size", int, "train on random P x P patches around foreground (default 96 at native resolution, the whole image with --image-size; 0 = whole slices)"),
     "axis": ("data.axis", str, "slicing axis for NIfTI volumes: axial, coronal or sagittal (default axial)"),
-    "spacing": ("data.spacing", float, "resample volumes to this isotropic voxel spacing in mm first (0 = keep)"),
+    "spacing": ("data.spacing", float, "in-plane voxel spacing (mm) volumes are resampled to (default: median of the "
+                "training volumes, recorded in config.json)"),
+    "image_scale": ("data.image_scale", float, "resample 2D images by this factor, e.g. 0.5 for very large images (default 1)"),
+    "context_slices": ("data.context_slices", int, "2.5D: K neighbouring slices (odd) as input channels; 1 = 2D (default)"),
+    "minutes": ("train.minutes", float, "train for this wall-clock budget instead of a number of epochs; the LR schedule "
+                "follows elapsed time"),
     "batch_size": ("train.batch_size", int, "images per domain per iteration (default 4; reference 1)"),
     "epochs": ("train.epochs", int, "epochs at the initial learning rate (default 10; reference 100)"),
     "epochs_decay": ("train.epochs_decay", int, "epochs of linear learning-rate decay to zero (default 10; reference 100)"),
@@ -90,7 +96,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .data.dataset import load_domain
     from .training.trainer import Trainer
 
+    from .data.dataset import with_data_fingerprint
+
     cfg = resolve_train_config(args)
+    if not args.resume:
+        cfg = with_data_fingerprint(cfg, args.t1, args.t2)
     run_dir = Path(args.out)
     handler = _add_file_log(run_dir / "train.log")
     try:
@@ -123,7 +133,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .inference import normalize_direction
 
     summary = evaluate_paths(args.pred, args.ref, args.out, mask=args.mask, input_path=args.input, model=args.model,
-                             direction=normalize_direction(args.direction))
+                             direction=normalize_direction(args.direction), axis=args.axis)
     print(_table({args.direction: summary}))
     print(f"report: {Path(args.out) / 'report.html'}")
     return EXIT_OK
@@ -134,7 +144,12 @@ def _table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     for direction, methods in results.items():
         for method, s in methods.items():
             if isinstance(s, dict) and "psnr" in s:
-                lines.append(f"{direction:<10} {method:<18} {s['psnr']:>8.2f} {s['ssim']:>7.4f} {s['mae']:>7.4f}")
+                line = f"{direction:<10} {method:<18} {s['psnr']:>8.2f} {s['ssim']:>7.4f} {s['mae']:>7.4f}"
+                if "psnr_3d" in s:
+                    line += f" {s['psnr_3d']:>8.2f} {s['ssim_3d']:>7.4f} {s['tp_ratio']:>8.3f}"
+                lines.append(line)
+    if any("psnr_3d" in s for m in results.values() for s in m.values() if isinstance(s, dict)):
+        lines[0] += f" {'3D PSNR':>8} {'3D SSIM':>7} {'tp ratio':>8}"
     return "\n".join(lines)
 
 
@@ -146,12 +161,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     handler = _add_file_log(Path(args.out) / "demo.log")
     try:
         with logging_redirect_tqdm():
-            metrics = run_demo(args.out, minutes=args.minutes, progress=not args.quiet, device=args.device, seed=args.seed)
+            metrics = run_demo(args.out, minutes=args.minutes, progress=not args.quiet, device=args.device, seed=args.seed,
+                               context_slices=args.context_slices)
     finally:
         logging.getLogger("mri_cyclegan").removeHandler(handler)
         handler.close()
     print(_table({d: metrics[d] for d in ("t1_to_t2", "t2_to_t1")}))
-    print(f"trained {metrics['train_seconds']:.0f} s; report: {Path(args.out) / 'report.html'}")
+    print(f"trained {metrics['iterations']} iterations in {metrics['train_seconds']:.0f} s; report: {Path(args.out) / 'report.html'}")
     return EXIT_OK
 
 
@@ -209,16 +225,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--input", help="the source images that were translated: enables the identity and inverse-histogram baselines")
     e.add_argument("--model", help="run folder or checkpoint: its histogram prior for the baseline, loss curves and progress in the report")
     e.add_argument("--direction", default="t1-to-t2", choices=["t1-to-t2", "t2-to-t1"], help="default t1-to-t2")
+    e.add_argument("--axis", default="axial", choices=["axial", "coronal", "sagittal"],
+                   help="volumes: the translation axis for per-slice and through-plane scores (default axial)")
     e.add_argument("--out", required=True, help="output folder for metrics.json and report.html")
     e.add_argument("--quiet", action="store_true", help="less logging")
     e.set_defaults(func=cmd_evaluate)
 
-    d = sub.add_parser("demo", help="train on the embedded ICBM 2009c data, evaluate on held-out slices, write a report",
+    d = sub.add_parser("demo", help="train on the embedded ICBM 2009c data, evaluate on held-out slabs, write a report",
                        description="No download: the demo data ships with the package.")
     d.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
-    d.add_argument("--minutes", type=float, default=10.0, help="training time budget in minutes (default 10)")
+    d.add_argument("--minutes", type=float, default=10.0, help="training wall-clock budget in minutes (default 10)")
     d.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    d.add_argument("--context-slices", type=int, default=1, help="2.5D: K neighbouring slices as input (odd; default 1 = 2D)")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_demo)
 

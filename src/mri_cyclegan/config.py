@@ -1,8 +1,9 @@
 """Run configuration: frozen, validated dataclasses, saved into every run folder and checkpoint.
 
 Defaults keep the reference CycleGAN algorithm (LSGAN, lambda_cycle 10, identity 0.5, pool 50,
-Adam 2e-4 / beta1 0.5, constant then linear LR decay) with a CPU-sized network and image size.
-The full reference setting is ``--image-size 256 --ngf 64 --n-blocks 9`` (or ``Config.reference()``).
+Adam 2e-4 / beta1 0.5, constant then linear LR decay) with a CPU-sized network, trained on native-
+resolution patches. The reference setting (every image squeezed into 256², ResNet-9, ngf 64) is
+``Config.reference()`` / ``configs/reference.yaml``.
 """
 
 from __future__ import annotations
@@ -34,12 +35,17 @@ def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
         raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}; got {value!r}")
 
 
+DEFAULT_PATCH = 96  # a demo iteration at 96² patches costs what one at the old 96² whole images did
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    image_size: int = 96  # training images are resized (aspect kept) and padded to image_size²
-    patch_size: int = 0  # random training crops of this size; 0 = whole image
-    axis: Axis = "axial"  # slicing axis for NIfTI volumes
-    spacing: float = 0.0  # resample volumes to this isotropic spacing (mm) first; 0 = keep
+    image_size: int = 0  # 0 = native resolution (default); N > 0 = fit every slice into N x N (faster, less detail)
+    patch_size: int | None = None  # P x P training patches around foreground; 0 = whole slices; None = auto (96, or image_size)
+    axis: Axis = "axial"  # slicing axis for volumes
+    spacing: float = 0.0  # in-plane target spacing (mm) for volumes; 0 = the training data's median (set at train time)
+    image_scale: float = 1.0  # 2D images are resampled by this factor (e.g. 0.5 for very large images)
+    context_slices: int = 1  # 2.5D: K neighbouring slices as input channels (odd; 1 = 2D)
     n4: bool = False  # N4 bias-field correction of volumes (needs SimpleITK)
     percentiles: tuple[float, float] = (0.5, 99.5)  # robust intensity window mapped to [-1, 1]
     min_foreground: float = 0.05  # volume slices with less foreground than this are skipped
@@ -49,12 +55,18 @@ class DataConfig:
     translate: float = 0.03  # random affine: translation range (fraction of size)
 
     def __post_init__(self) -> None:
-        if self.image_size < 16:
-            raise ValueError(f"image_size must be >= 16; got {self.image_size}")
-        if self.patch_size and not 16 <= self.patch_size <= self.image_size:
-            raise ValueError(f"patch_size must be 0 or between 16 and image_size; got {self.patch_size}")
+        if self.image_size and not 16 <= self.image_size <= 4096:
+            raise ValueError(f"image_size must be 0 (native resolution) or in 16..4096; got {self.image_size}")
+        if self.patch_size is not None and self.patch_size and not 16 <= self.patch_size <= 4096:
+            raise ValueError(f"patch_size must be 0 (whole slices) or in 16..4096; got {self.patch_size}")
+        if self.patch_size and self.image_size and self.patch_size > self.image_size:
+            raise ValueError(f"patch_size {self.patch_size} is larger than image_size {self.image_size}")
         _check_choice("axis", self.axis, Axis)
         _check_positive("spacing", self.spacing, allow_zero=True)
+        if not 0.05 <= self.image_scale <= 4:
+            raise ValueError(f"image_scale must be in [0.05, 4]; got {self.image_scale}")
+        if not (1 <= self.context_slices <= 15 and self.context_slices % 2 == 1):
+            raise ValueError(f"context_slices must be odd, 1..15; got {self.context_slices}")
         lo, hi = self.percentiles
         if not 0 <= lo < hi <= 100:
             raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100; got {self.percentiles}")
@@ -64,8 +76,16 @@ class DataConfig:
             _check_positive(name, getattr(self, name), allow_zero=True)
 
     @property
+    def patch(self) -> int:
+        """The patch side in use: ``patch_size``, or by default 96 at native resolution and the whole image_size²."""
+        if self.patch_size is None:
+            return self.image_size or DEFAULT_PATCH
+        return self.patch_size
+
+    @property
     def train_size(self) -> int:
-        return self.patch_size or self.image_size
+        """Side of the training tensors; 0 = whole native slices (padded to the largest in a batch)."""
+        return self.patch or self.image_size
 
 
 @dataclass(frozen=True)
@@ -96,6 +116,8 @@ class ModelConfig:
     def resolved_unet_downs(self, train_size: int) -> int:
         if self.unet_downs:
             return self.unet_downs
+        if not train_size:  # whole native slices: a fixed depth, slices are padded to 2**5
+            return 5
         downs = 0
         while train_size % (2 ** (downs + 1)) == 0 and downs < 8:
             downs += 1
@@ -121,6 +143,7 @@ class TrainConfig:
     precision: Precision = "auto"
     channels_last: bool = True
     n_samples: int = 4  # fixed validation images in the per-epoch sample grid
+    minutes: float = 0.0  # > 0: train for this wall-clock budget; the LR schedule follows elapsed time
 
     def __post_init__(self) -> None:
         _check_positive("batch_size", self.batch_size)
@@ -140,6 +163,7 @@ class TrainConfig:
         _check_choice("device", self.device, Device)
         _check_choice("precision", self.precision, Precision)
         _check_positive("n_samples", self.n_samples, allow_zero=True)
+        _check_positive("minutes", self.minutes, allow_zero=True)
 
     @property
     def total_epochs(self) -> int:
@@ -154,11 +178,14 @@ class Config:
 
     def __post_init__(self) -> None:
         size, mult = self.data.train_size, self.model.size_multiple(self.data.train_size)
-        if size % mult:
+        if size and size % mult:
+            flag = "--patch-size" if self.data.patch else "--image-size"
             raise ValueError(
-                f"image size {size} cannot be handled by the {self.model.generator} generator: "
-                f"it must be a multiple of {mult}; use e.g. --image-size {max(mult, size - size % mult)}"
+                f"training size {size} cannot be handled by the {self.model.generator} generator: "
+                f"it must be a multiple of {mult}; use e.g. {flag} {max(mult, size - size % mult)}"
             )
+        if self.data.image_size and self.data.image_size % mult:
+            raise ValueError(f"image_size {self.data.image_size} must be a multiple of {mult} for the {self.model.generator} generator")
 
     @classmethod
     def reference(cls) -> Config:

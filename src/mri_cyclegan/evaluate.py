@@ -1,7 +1,15 @@
-"""Scoring translations against references, with the identity and inverse-histogram baselines."""
+"""Scoring translations against references at the reference's own resolution, next to the identity and
+inverse-histogram baselines.
+
+Protocol (stated in every report): each image or whole volume is mapped to [0, 1] by its own 0.5/99.5
+percentiles; metrics inside the mask, data range 1. 2D images are scored at their size. Volumes are scored
+as whole 3D volumes (3D PSNR / SSIM with a 3D Gaussian window / MAE in the 3D mask), per slice along the
+translation axis, and for through-plane consistency (:func:`mri_cyclegan.metrics.through_plane`).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -10,22 +18,82 @@ import numpy as np
 from .metrics import score
 
 METRICS = ("psnr", "ssim", "mae")
+VOLUME_METRICS = ("psnr_3d", "ssim_3d", "mae_3d", "tp_error", "tp_ratio")
+AXES = {"sagittal": 0, "coronal": 1, "axial": 2}  # canonical RAS axes (as io.nifti.AXES)
 
 
-def summarize(per_image: Sequence[dict[str, float]]) -> dict[str, float]:
-    """Mean and standard deviation of each metric."""
+def summarize(per_image: Sequence[dict[str, float]], per_volume: Sequence[dict[str, float]] = ()) -> dict[str, float]:
+    """Mean and standard deviation of each metric: per image/slice, and per volume when there are volumes."""
     out: dict[str, float] = {}
-    for k in METRICS:
-        v = np.array([r[k] for r in per_image], dtype=np.float64)
-        out[k] = float(v.mean())
-        out[f"{k}_std"] = float(v.std())
+    for rows, keys in ((per_image, METRICS), (per_volume, VOLUME_METRICS)):
+        for k in keys:
+            if rows and k in rows[0]:
+                v = np.array([r[k] for r in rows], dtype=np.float64)
+                out[k] = float(v.mean())
+                out[f"{k}_std"] = float(v.std())
     out["n"] = len(per_image)
+    if per_volume:
+        out["n_volumes"] = len(per_volume)
     return out
 
 
 def score_all(preds: Sequence[np.ndarray], refs: Sequence[np.ndarray], masks: Sequence[np.ndarray | None], normalize: bool = False) -> list[dict[str, float]]:
     """Metrics per image; ``normalize=True`` re-maps each image's in-mask percentiles to [0, 1] first."""
     return [score(p, r, m, normalize) for p, r, m in zip(preds, refs, masks)]
+
+
+def to_unit(data: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5)) -> np.ndarray:
+    """Map an image's (volume's) own robust intensity window to [0, 1] (the rule for every image scored)."""
+    from .data.preprocess import normalize, robust_range
+
+    return ((normalize(data, *robust_range(data, percentiles)) + 1) / 2).astype(np.float64)
+
+
+@dataclass
+class Scored:
+    """One scored file: per-slice rows (2D: one row), and for volumes one 3D row."""
+
+    slices: list[dict[str, float]]
+    volume: dict[str, float] | None
+
+
+def mask_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
+    """The mask's bounding box grown by ``margin`` (clipped to the array)."""
+    idx = np.argwhere(mask)
+    lo, hi = idx.min(0) - margin, idx.max(0) + margin + 1
+    return tuple(slice(max(0, int(a)), min(n, int(b))) for a, b, n in zip(lo, hi, mask.shape))
+
+
+def score_pair(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray, axis: int = 2, min_slice_fraction: float = 0.01) -> Scored:
+    """[0, 1] prediction vs reference (2D, or canonical 3D) inside ``mask``; slices along ``axis`` whose mask
+    covers less than ``min_slice_fraction`` (and 16 pixels) are left out of the per-slice rows."""
+    from .metrics import SSIM_RADIUS, through_plane
+
+    if pred.ndim == 2:
+        return Scored([score(pred, ref, mask)], None)
+    if pred.shape != ref.shape or mask.shape != ref.shape:
+        raise ValueError(f"shapes differ: prediction {pred.shape}, reference {ref.shape}, mask {mask.shape}")
+    # every voxel whose SSIM window touches the mask lies in this box: scores are the same as on the whole volume
+    box = mask_box(mask, SSIM_RADIUS)
+    p, r, m = pred[box], ref[box], mask[box]
+    rows = []
+    for k, (ps, rs, ms) in enumerate(zip(np.moveaxis(p, axis, 0), np.moveaxis(r, axis, 0), np.moveaxis(m, axis, 0))):
+        if ms.sum() >= max(16, min_slice_fraction * ms.size):
+            rows.append({"slice": k + box[axis].start, **score(ps, rs, ms)})
+    vol = {f"{k}_3d": v for k, v in score(p, r, m).items()}
+    vol.update(through_plane(p, r, axis, m))
+    return Scored(rows, vol)
+
+
+def orthogonal_views(volume: np.ndarray, mask: np.ndarray) -> list[tuple[str, tuple[slice | int, ...]]]:
+    """Axial, coronal and sagittal slices through the mask's centre of a canonical (RAS) volume, each rotated
+    so that up is anterior (axial) or superior (coronal, sagittal)."""
+    centre = [int(round(c)) for c in np.argwhere(mask).mean(0)] if mask.any() else [s // 2 for s in volume.shape]
+    return [(f"{name} {centre[ax]}", tuple(centre[ax] if i == ax else slice(None) for i in range(3))) for name, ax in AXES.items()][::-1]
+
+
+def view(volume: np.ndarray, index: tuple) -> np.ndarray:
+    return np.rot90(volume[index])
 
 
 def match_pairs(pred_files: Sequence[Path], ref_files: Sequence[Path]) -> list[tuple[Path, Path]]:
@@ -52,86 +120,154 @@ def match_pairs(pred_files: Sequence[Path], ref_files: Sequence[Path]) -> list[t
 
 
 # ---------------------------------------------------------------------------- files
-def load_unit(path: Path, is_mask: bool = False) -> list[tuple[str, np.ndarray]]:
-    """An image -> one [0, 1] array; a volume -> its canonical axial slices. Intensities are mapped to [0, 1]
-    with the 0.5/99.5 percentiles of the whole image (volume), the same rule for prediction, reference and input."""
-    from .data.preprocess import normalize, robust_range
-    from .io import is_nifti, read_image, read_nifti
-    from .io.nifti import slices, to_canonical
+def load_canonical(path: Path):
+    """Raw data of an image (2D) or volume (3D, in canonical RAS order) and the file's Volume."""
+    from .data.dataset import read_any
+    from .io.nifti import to_canonical
 
-    if is_nifti(path):
-        vol = read_nifti(path)
-        data = to_canonical(vol.data, vol.affine)
-        arrs = slices(data, "axial")
-        names = [f"{path.name}:{k}" for k in range(len(arrs))]
-    else:
-        arr, _ = read_image(path)
-        arrs, names = [arr], [path.name]
-        data = arr
-    if is_mask:
-        return [(n, a > 0.5 * float(np.max(data))) for n, a in zip(names, arrs)]
-    lo, hi = robust_range(data)
-    return [(n, (normalize(a, lo, hi) + 1) / 2) for n, a in zip(names, arrs)]
+    vol = read_any(path)
+    data = vol.data if vol.data.ndim == 2 else to_canonical(vol.data, vol.affine)
+    return data, vol
+
+
+def canonical_mask(path: Path) -> np.ndarray:
+    data, _ = load_canonical(path)
+    return data > 0.5 * float(np.max(data))
+
+
+def baseline_translation(volume, lut: np.ndarray, preprocessor) -> np.ndarray:
+    """Inverse histogram matching through the same preprocessing as the model: forward into model space,
+    the lookup table on every voxel, inverse back to the file's grid and intensity scale."""
+    from .baselines import apply_lut
+
+    stack, geom = preprocessor.forward(volume)
+    return preprocessor.inverse(apply_lut(stack, lut), geom)
+
+
+class EvaluationSet:
+    """Collects scored files per method, and a few example views, for one direction."""
+
+    def __init__(self, direction: str, n_examples: int = 4) -> None:
+        self.direction = direction
+        self.n_examples = n_examples
+        self.rows: dict[str, list[dict]] = {}
+        self.volume_rows: dict[str, list[dict]] = {}
+        self.examples: list = []
+
+    def add(self, name: str, method: str, scored: Scored) -> None:
+        self.rows.setdefault(method, []).extend({"name": name, **r} for r in scored.slices)
+        if scored.volume is not None:
+            self.volume_rows.setdefault(method, []).append({"name": name, **scored.volume})
+
+    def add_examples(self, name: str, pred: np.ndarray, ref: np.ndarray, mask: np.ndarray, inp: np.ndarray | None) -> None:
+        from .report import Example
+
+        if len(self.examples) >= self.n_examples:
+            return
+        src = inp if inp is not None else np.zeros_like(pred)
+        if pred.ndim == 2:
+            self.examples.append(Example(name, src, pred, ref, mask))
+            return
+        for label, idx in orthogonal_views(pred, mask):
+            self.examples.append(Example(f"{name} {label}", view(src, idx), view(pred, idx), view(ref, idx), view(mask, idx)))
+
+    def result(self):
+        from .report import DirectionResult
+
+        summaries = {m: summarize(self.rows[m], self.volume_rows.get(m, ())) for m in self.rows}
+        per_image = []
+        methods = list(self.rows)
+        for k, row in enumerate(self.rows[methods[0]]):
+            per_image.append({"name": row["name"], **({"slice": row["slice"]} if "slice" in row else {}),
+                              **{m: {x: self.rows[m][k][x] for x in METRICS} for m in methods}})
+        per_volume = [{"name": r["name"], **{m: {x: self.volume_rows[m][k][x] for x in VOLUME_METRICS} for m in self.volume_rows}}
+                      for k, r in enumerate(self.volume_rows.get(methods[0], []))]
+        return DirectionResult(self.direction, summaries, per_image, self.examples, per_volume)
+
+
+PROTOCOL = ("each image (whole volume) mapped to [0, 1] by its own 0.5/99.5 percentiles; data range 1; at the reference's "
+            "own resolution; SSIM with a Gaussian window (sigma 1.5, 11 wide; 3D for volumes) averaged over the mask. Volumes: "
+            "3D scores over the whole volume, per-slice scores along the translation axis, and through-plane consistency "
+            "(mean |slice-to-slice gradient of prediction - of reference| in the mask, and its ratio to the reference's mean gradient).")
 
 
 def evaluate_paths(pred: str | Path, ref: str | Path, out: str | Path, mask: str | Path | None = None,
                    input_path: str | Path | None = None, model: str | Path | None = None, direction: str = "t1_to_t2",
-                   n_examples: int = 4) -> dict:
+                   n_examples: int = 4, axis: str = "axial") -> dict:
     """Score predictions against references (and the baselines when the inputs are given); write the report."""
-    from .baselines import apply_lut, inverse_histogram_lut
+    from .baselines import inverse_histogram_lut
+    from .config import DataConfig
+    from .data.preprocess import Preprocessor
     from .errors import InputError
     from .io import list_inputs
     from .metrics import foreground_mask
-    from .report import DirectionResult, Example, write_report
+    from .report import write_report
 
     pairs = match_pairs(list_inputs(pred, "--pred"), list_inputs(ref, "--ref"))
     mask_files = dict(match_pairs([p for p, _ in pairs], list_inputs(mask, "--mask"))) if mask else {}
     input_files = dict(match_pairs([p for p, _ in pairs], list_inputs(input_path, "--input"))) if input_path else {}
-    items = []  # (name, pred, ref, mask, input)
-    for p, r in pairs:
-        ps, rs = load_unit(p), load_unit(r)
-        if len(ps) != len(rs) or any(a.shape != b.shape for (_, a), (_, b) in zip(ps, rs)):
-            raise InputError(f"prediction {p} and reference {r} differ in shape; translate with 'mri-cyclegan translate' to keep sizes")
-        ms = load_unit(mask_files[p], is_mask=True) if p in mask_files else [(n, foreground_mask(a)) for n, a in rs]
-        ins = load_unit(input_files[p]) if p in input_files else [(n, None) for n, _ in rs]
-        if len(ms) != len(rs) or len(ins) != len(rs):
-            raise InputError(f"mask or input for {p} has another number of slices than the prediction ({len(ms)}/{len(ins)} vs {len(rs)})")
-        for (n, a), (_, b), (_, m), (_, i) in zip(ps, rs, ms, ins):
-            if m.shape != a.shape:
-                raise InputError(f"mask for {p} has shape {m.shape}, image has {a.shape}")
-            if m.sum() >= max(16, 0.01 * m.size):  # skip (near) empty slices of volumes
-                items.append((n, a, b, m, i))
-    if not items:
-        raise InputError("no image pair has a usable mask (>= 1% of pixels); check --mask")
-    refs, masks = [b for _, _, b, _, _ in items], [m for _, _, _, m, _ in items]
-    results = {"model": score_all([a for _, a, *_ in items], refs, masks)}
-    notes = ["Metrics inside the brain mask" + (" (given)" if mask else " (automatic: reference > 10% of its range, holes filled)")
-             + "; each image (volume) mapped to [0, 1] by its own 0.5/99.5 percentiles; data range 1; "
-             "SSIM with an 11x11 Gaussian window (sigma 1.5) averaged over the mask."]
-    if input_files:
-        inputs = [i for *_, i in items]
-        lut = _model_lut(model, direction) if model else None
-        if lut is None:
-            lut = inverse_histogram_lut(np.concatenate([i.ravel() for i in inputs]) * 2 - 1, np.concatenate([b.ravel() for b in refs]) * 2 - 1)
-            notes.append("Inverse histogram baseline matched to the reference images' histogram (no --model with a prior given): an optimistic baseline.")
-        results["identity"] = score_all(inputs, refs, masks)
-        results["inverse_histogram"] = score_all([(apply_lut(i * 2 - 1, lut) + 1) / 2 for i in inputs], refs, masks)
-    else:
+    config, lut = _model_info(model, direction) if model else (None, None)
+    pre = Preprocessor(config.data if config else DataConfig(axis=axis))
+    ax = AXES[axis]
+    notes = ["Metrics inside the brain mask" + (" (given)" if mask else " (automatic: reference > 10% of its range, holes filled)") + "; " + PROTOCOL]
+    if input_files and lut is None:  # baseline from the references' own histogram: optimistic
+        src, tgt = [], []
+        for p, r in pairs:
+            if p in input_files:
+                src.append(pre.forward(load_canonical(input_files[p])[1])[0].ravel())
+                tgt.append(pre.forward(load_canonical(r)[1])[0].ravel())
+        lut = inverse_histogram_lut(np.concatenate(src), np.concatenate(tgt))
+        notes.append("Inverse histogram baseline matched to the reference images' histogram (no --model with a prior given): an optimistic baseline.")
+    if not input_files:
         notes.append("No --input given: the identity and inverse-histogram baselines need the source images.")
-    per_image = [{"name": n, **{meth: results[meth][k] for meth in results}} for k, (n, *_) in enumerate(items)]
-    step = max(1, len(items) // max(1, n_examples))
-    examples = [Example(n, i if i is not None else np.zeros_like(a), a, b, m) for n, a, b, m, i in items[::step][:n_examples]]
-    res = DirectionResult(direction, {k: summarize(v) for k, v in results.items()}, per_image, examples)
+    ev = EvaluationSet(direction, n_examples)
+    usable = 0
+    for p, r in pairs:
+        pd, _ = load_canonical(p)
+        rd, _ = load_canonical(r)
+        if pd.shape != rd.shape:
+            raise InputError(f"prediction {p} ({pd.shape}) and reference {r} ({rd.shape}) differ in shape; "
+                             "translate with 'mri-cyclegan translate' to keep sizes")
+        rd_unit = to_unit(rd)
+        m = canonical_mask(mask_files[p]) if p in mask_files else foreground_mask(rd_unit)
+        if m.shape != rd.shape:
+            raise InputError(f"mask for {p} has shape {m.shape}, image has {rd.shape}")
+        if m.sum() < max(16, 0.01 * m.size):
+            continue
+        usable += 1
+        pred_unit = to_unit(pd)
+        ev.add(p.name, "model", score_pair(pred_unit, rd_unit, m, ax))
+        inp_unit = None
+        if p in input_files:
+            idata, ivol = load_canonical(input_files[p])
+            if idata.shape != rd.shape:
+                raise InputError(f"input {input_files[p]} ({idata.shape}) and reference {r} ({rd.shape}) differ in shape")
+            inp_unit = to_unit(idata)
+            ev.add(p.name, "identity", score_pair(inp_unit, rd_unit, m, ax))
+            base = baseline_translation(ivol, lut, pre)
+            base = base if base.ndim == 2 else _canonical_like(base, ivol.affine)
+            ev.add(p.name, "inverse_histogram", score_pair(to_unit(base), rd_unit, m, ax))
+        ev.add_examples(p.name, pred_unit, rd_unit, m, inp_unit)
+    if not usable:
+        raise InputError("no image pair has a usable mask (>= 1% of pixels); check --mask")
+    res = ev.result()
     write_report(out, [res], notes=notes, run_dir=_run_dir(model))
     return res.summaries
 
 
-def _model_lut(model: str | Path, direction: str) -> np.ndarray | None:
+def _canonical_like(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    from .io.nifti import to_canonical
+
+    return to_canonical(data, affine)
+
+
+def _model_info(model: str | Path, direction: str):
+    """The model's config and, if it has a histogram prior, its lookup table for ``direction``."""
     from .training.checkpoint import load_checkpoint
 
-    tensors, _, _ = load_checkpoint(model)
+    tensors, _, config = load_checkpoint(model)
     key = f"model/g_{direction}.prior.lut"
-    return tensors[key].numpy() if key in tensors else None
+    return config, (tensors[key].numpy() if key in tensors else None)
 
 
 def _run_dir(model: str | Path | None) -> Path | None:

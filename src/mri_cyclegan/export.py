@@ -1,4 +1,5 @@
-"""ONNX export of one generator (input and output: (N, 1, S, S) model space, dynamic N)."""
+"""ONNX export of one generator (input and output: (N, K, H, W) model space; N, H and W dynamic, H and W multiples
+of the generator's size multiple, stored in the metadata)."""
 
 from __future__ import annotations
 
@@ -21,16 +22,17 @@ def export_onnx(model: str | Path, output: str | Path, direction: str = "t1_to_t
         raise InputError("ONNX export needs onnx: pip install 'mri-cyclegan[onnx]'") from None
     tr = Translator.from_checkpoint(model, device="cpu", precision="fp32")
     g = tr.model.generator(direction).float().to(memory_format=torch.contiguous_format).eval()
-    size = tr.image_size
+    mult = tr.model.size_multiple
     out = Path(output)
-    x = torch.zeros(2, 1, size, size)
+    x = torch.zeros(2, tr.context, 4 * mult, 6 * mult)
     with atomic_path(out) as tmp:
         with warnings.catch_warnings():  # the exporter's notes on constant folding and instance norm are expected
             warnings.simplefilter("ignore")
             torch.onnx.export(g, (x,), str(tmp), input_names=["image"], output_names=["translated"], opset_version=opset,
-                              dynamic_axes={"image": {0: "batch"}, "translated": {0: "batch"}}, dynamo=False)
+                              dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                                            "translated": {0: "batch", 2: "height", 3: "width"}}, dynamo=False)
         m = onnx.load(str(tmp))
-        meta = {"direction": direction, "image_size": str(size), "config": json.dumps(tr.config.to_dict())}
+        meta = {"direction": direction, "size_multiple": str(mult), "channels": str(tr.context), "config": json.dumps(tr.config.to_dict())}
         for k, v in meta.items():
             entry = m.metadata_props.add()
             entry.key, entry.value = k, v

@@ -1,24 +1,25 @@
 """Translation with a trained model, separate from training: images, folders and NIfTI volumes.
 
-Every image goes through the same geometry as in training (aspect-preserving fit into image_size²),
-is translated in batches, then cropped and resized back, so outputs keep the input's size; volumes
-keep shape, affine and header; images keep their bit depth.
+Every file goes through the model's :class:`~mri_cyclegan.data.preprocess.Preprocessor` (the same one
+training used): forward into model space at the training spacing, then the generator runs on each whole
+slice at that resolution (padded to the generator's multiple and cropped back; overlapping tiles for
+slices too large for memory), and the preprocessor's inverse brings the result back to the file's grid,
+voxel order and intensity scale. Volumes keep shape, affine and header; images keep size and bit depth.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from .config import Config
-from .data.dataset import prepare_volume
-from .data.preprocess import denormalize, fit_to_square, normalize, resample_to_shape, robust_range, unfit
-from .io import is_nifti, list_inputs, read_image, read_nifti, write_image, write_nifti
-from .io.nifti import from_canonical, slices, stack
+from .data.dataset import read_any
+from .data.patches import apply_whole
+from .data.preprocess import Preprocessor, context_windows
+from .io import is_nifti, list_inputs, read_image, write_image, write_nifti
 from .io.volume import Volume
 from .models import CycleGAN
 from .runtime import autocast, resolve_device, resolve_precision
@@ -37,18 +38,19 @@ def normalize_direction(direction: str) -> str:
 
 
 class Translator:
-    """Applies one trained generator. Build with :meth:`from_checkpoint`."""
+    """Applies one trained generator at the training resolution. Build with :meth:`from_checkpoint`."""
 
-    def __init__(self, model: CycleGAN, config: Config, device: str = "auto", precision: str = "fp32", batch_size: int = 16) -> None:
+    def __init__(self, model: CycleGAN, config: Config, device: str = "auto", precision: str = "fp32", batch_size: int = 16,
+                 max_pixels: int = 1024 * 1024) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.config = config
+        self.preprocessor = Preprocessor(config.data)
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.batch_size = batch_size
+        self.max_pixels = max_pixels  # larger slices are translated in overlapping tiles
         self.model = model.to(self.device).eval()
-        if self.device.type == "cuda" or config.train.channels_last:
-            self.model.to(memory_format=torch.channels_last)
         self.onnx_sessions: dict[str, object] = {}
 
     def use_onnx(self, direction: str, onnx_path: str | Path) -> None:
@@ -62,54 +64,44 @@ class Translator:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", precision: str = "fp32", batch_size: int = 16) -> Translator:
         tensors, _, config = load_checkpoint(path)
-        model = CycleGAN(config.model, config.data.train_size)
+        model = CycleGAN.from_config(config)
         load_module(model, tensors, "model", path)
         return cls(model, config, device, precision, batch_size)
 
     @property
-    def image_size(self) -> int:
-        return self.config.data.image_size
+    def context(self) -> int:
+        return self.config.data.context_slices
+
+    def _forward(self, x: torch.Tensor, direction: str) -> torch.Tensor:
+        """(N, K, H, W) with H, W multiples of the generator's multiple -> (N, K, H, W) fp32 on CPU."""
+        session = self.onnx_sessions.get(direction)
+        if session is not None:
+            return torch.from_numpy(session.run(None, {"image": x.float().cpu().contiguous().numpy()})[0])
+        with autocast(self.device, self.precision):
+            return self.model.generator(direction)(x.to(self.device)).float().cpu()
 
     @torch.inference_mode()
-    def translate_batch(self, x: torch.Tensor, direction: str) -> torch.Tensor:
-        """(N, 1, S, S) model space -> (N, 1, S, S) model space, fp32 on CPU."""
+    def translate_stack(self, stack: np.ndarray, direction: str) -> np.ndarray:
+        """(D, h, w) model-space slices of one file -> (D, h, w) translated slices, each from its K-slice window."""
         direction = normalize_direction(direction)
-        g = self.model.generator(direction)
-        session = self.onnx_sessions.get(direction)
-        out = []
-        for chunk in x.split(self.batch_size):
-            if session is not None:
-                out.append(torch.from_numpy(session.run(None, {"image": chunk.float().contiguous().numpy()})[0]))
-                continue
-            chunk = chunk.to(self.device).contiguous(memory_format=torch.channels_last)
-            with autocast(self.device, self.precision):
-                out.append(g(chunk).float().cpu())
-        return torch.cat(out, 0) if out else x.clone()
+        windows = context_windows(torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32)), self.context)
+        c = self.context // 2
+        out = [apply_whole(lambda t: self._forward(t, direction), chunk, self.model.size_multiple, self.max_pixels)[:, c]
+               for chunk in windows.split(self.batch_size)]
+        return torch.cat(out, 0).numpy()
 
-    def translate_slices(self, images: Sequence[np.ndarray], direction: str) -> list[np.ndarray]:
-        """2D arrays in model space, any sizes -> translated arrays of the same sizes."""
-        fitted = [fit_to_square(im, self.image_size) for im in images]
-        if not fitted:
-            return []
-        batch = torch.from_numpy(np.stack([f for f, _ in fitted]))[:, None]
-        out = self.translate_batch(batch, direction)[:, 0].numpy()
-        return [unfit(o, p) for o, (_, p) in zip(out, fitted)]
+    def translate(self, volume: Volume, direction: str) -> np.ndarray:
+        """A volume or 2D image (raw intensities) -> translated data on its own grid and intensity scale."""
+        stack, geom = self.preprocessor.forward(volume)
+        return self.preprocessor.inverse(self.translate_stack(stack, direction), geom)
 
     def translate_image(self, image: np.ndarray, direction: str) -> np.ndarray:
         """Raw 2D intensities -> translated intensities on the input's intensity scale."""
-        lo, hi = robust_range(image, self.config.data.percentiles)
-        (out,) = self.translate_slices([normalize(image, lo, hi)], direction)
-        return denormalize(out, lo, hi)
+        return self.translate(Volume(image), direction)
 
     def translate_volume(self, volume: Volume, direction: str) -> Volume:
         """Slice by slice along the training axis; same shape, affine and header as the input."""
-        cfg = self.config.data
-        prepared = prepare_volume(volume, cfg)
-        out = stack(self.translate_slices(slices(prepared.data, cfg.axis), direction), cfg.axis)
-        if out.shape != prepared.canonical_shape:
-            out = resample_to_shape(out, prepared.canonical_shape)
-        data = from_canonical(denormalize(out, prepared.lo, prepared.hi), volume.affine)
-        return Volume(data=data, affine=volume.affine, header=volume.header, path=None)
+        return Volume(data=self.translate(volume, direction), affine=volume.affine, header=volume.header, path=None)
 
 
 def _output_path(src: Path, root: Path, out: Path, single: bool) -> Path:
@@ -130,7 +122,7 @@ def translate_path(translator: Translator, input_path: str | Path, output_path: 
     for f in tqdm(files, disable=not progress or len(files) < 2, unit="file"):
         dst = _output_path(f, src_root, out_root, single)
         if is_nifti(f):
-            vol = translator.translate_volume(read_nifti(f), direction)
+            vol = translator.translate_volume(read_any(f), direction)
             if not str(dst).endswith((".nii", ".nii.gz")):
                 dst = dst.with_suffix(".nii.gz")
             write_nifti(dst, vol.data, vol.affine, vol.header)

@@ -37,6 +37,9 @@ def psnr(pred: np.ndarray, ref: np.ndarray, data_range: float, mask: np.ndarray 
     return float("inf") if mse == 0 else float(10 * np.log10(data_range**2 / mse))
 
 
+SSIM_RADIUS = int(3.5 * 1.5 + 0.5)  # half-width of the default Gaussian window (sigma 1.5, truncated at 3.5 sigma)
+
+
 def ssim_map(pred: np.ndarray, ref: np.ndarray, data_range: float, sigma: float = 1.5) -> np.ndarray:
     p, r = np.asarray(pred, np.float64), np.asarray(ref, np.float64)
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
@@ -49,15 +52,33 @@ def ssim_map(pred: np.ndarray, ref: np.ndarray, data_range: float, sigma: float 
 
 
 def ssim(pred: np.ndarray, ref: np.ndarray, data_range: float, mask: np.ndarray | None = None, sigma: float = 1.5) -> float:
-    """Mean SSIM: over the mask if given, else over the image minus a (window - 1) / 2 border (as skimage)."""
+    """Mean SSIM (2D, or 3D with a 3D Gaussian window): over the mask if given, else over the image minus a
+    (window - 1) / 2 border (as skimage)."""
     p, r, m = _prep(pred, ref, mask)
-    if p.ndim != 2:
-        raise ValueError("ssim expects 2D images")
+    if p.ndim not in (2, 3):
+        raise ValueError("ssim expects 2D images or 3D volumes")
     smap = ssim_map(p, r, data_range, sigma)
     if mask is not None:
         return float(smap[m].mean())
     pad = int(3.5 * sigma + 0.5)  # half the Gaussian window (skimage's truncate=3.5)
-    return float(smap[pad:-pad, pad:-pad].mean())
+    return float(smap[(slice(pad, -pad),) * p.ndim].mean())
+
+
+def through_plane(pred: np.ndarray, ref: np.ndarray, axis: int, mask: np.ndarray | None = None) -> dict[str, float]:
+    """Slice-to-slice consistency along ``axis`` (the translation axis of a 3D volume): the mean absolute
+    difference between the prediction's and the reference's slice-to-slice gradients (``tp_error``, in data
+    units), and its ratio to the reference's own mean absolute gradient (``tp_ratio``; 0 = perfect). Striping
+    between independently translated slices raises both. Over voxel pairs with both voxels in the mask."""
+    p, r, m = _prep(pred, ref, mask)
+    if p.ndim != 3:
+        raise ValueError("through_plane expects 3D volumes")
+    gp, gr = np.diff(p, axis=axis), np.diff(r, axis=axis)
+    n = p.shape[axis]
+    pair = np.take(m, range(n - 1), axis=axis) & np.take(m, range(1, n), axis=axis)
+    if not pair.any():
+        raise ValueError("mask has no two neighbouring slices")
+    err = float(np.abs(gp - gr)[pair].mean())
+    return {"tp_error": err, "tp_ratio": err / max(float(np.abs(gr)[pair].mean()), 1e-12)}
 
 
 def normalize_in_mask(x: np.ndarray, mask: np.ndarray | None = None, percentiles: tuple[float, float] = (0.5, 99.5)) -> np.ndarray:

@@ -32,6 +32,7 @@ class DirectionResult:
     summaries: dict[str, dict[str, float]]  # method -> {"psnr", "ssim", "mae", "*_std", "n"}
     per_image: list[dict[str, Any]] = field(default_factory=list)
     examples: list[Example] = field(default_factory=list)
+    per_volume: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _png_b64(arr: np.ndarray) -> str:
@@ -42,12 +43,12 @@ def _png_b64(arr: np.ndarray) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _gray(x: np.ndarray, scale: int = 2) -> np.ndarray:
+def _gray(x: np.ndarray, scale: int = 1) -> np.ndarray:
     a = np.clip(np.rint(np.asarray(x, np.float64) * 255), 0, 255).astype(np.uint8)
     return np.kron(a, np.ones((scale, scale), np.uint8)) if scale > 1 else a
 
 
-def _error_rgb(err: np.ndarray, mask: np.ndarray, vmax: float = 0.25, scale: int = 2) -> np.ndarray:
+def _error_rgb(err: np.ndarray, mask: np.ndarray, vmax: float = 0.25, scale: int = 1) -> np.ndarray:
     import matplotlib
 
     cmap = matplotlib.colormaps["magma"]
@@ -65,21 +66,30 @@ def _file_img(path: Path, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:{mime};base64,{base64.b64encode(path.read_bytes()).decode("ascii")}">'
 
 
+COLUMNS = (  # key, header, format, higher is better
+    ("psnr", "PSNR (dB) ↑", "{:.2f}", True), ("ssim", "SSIM ↑", "{:.4f}", True), ("mae", "MAE ↓", "{:.4f}", False),
+    ("psnr_3d", "3D PSNR (dB) ↑", "{:.2f}", True), ("ssim_3d", "3D SSIM ↑", "{:.4f}", True), ("mae_3d", "3D MAE ↓", "{:.4f}", False),
+    ("tp_error", "through-plane error ↓", "{:.4f}", False), ("tp_ratio", "through-plane ratio ↓", "{:.3f}", False),
+)
+
+
 def _table(res: DirectionResult) -> str:
+    cols = [c for c in COLUMNS if all(c[0] in s for s in res.summaries.values())]
+    best = {k: (max if hi else min)(s[k] for s in res.summaries.values()) for k, _, _, hi in cols}
     rows = []
-    best = {k: (max if k != "mae" else min)(s[k] for s in res.summaries.values()) for k in ("psnr", "ssim", "mae")}
     for method, s in res.summaries.items():
         cells = []
-        for k, fmt in (("psnr", "{:.2f}"), ("ssim", "{:.4f}"), ("mae", "{:.4f}")):
+        for k, _, fmt, _ in cols:
             text = f"{fmt.format(s[k])} ± {fmt.format(s[k + '_std'])}"
             cells.append(f"<td><b>{text}</b></td>" if s[k] == best[k] else f"<td>{text}</td>")
-        rows.append(f"<tr><th>{html.escape(METHOD_LABELS.get(method, method))}</th>{''.join(cells)}<td>{int(s['n'])}</td></tr>")
-    head = "<tr><th>method</th><th>PSNR (dB) ↑</th><th>SSIM ↑</th><th>MAE ↓</th><th>images</th></tr>"
+        n = f"{int(s['n'])}" + (f" ({int(s['n_volumes'])} vol.)" if "n_volumes" in s else "")
+        rows.append(f"<tr><th>{html.escape(METHOD_LABELS.get(method, method))}</th>{''.join(cells)}<td>{n}</td></tr>")
+    head = "<tr><th>method</th>" + "".join(f"<th>{h}</th>" for _, h, _, _ in cols) + "<th>slices</th></tr>"
     return f'<table class="metrics" data-direction="{html.escape(res.direction)}">{head}{"".join(rows)}</table>'
 
 
 def _examples(res: DirectionResult) -> str:
-    out = ['<table class="examples"><tr><th>slice</th><th>input</th><th>prediction</th><th>reference</th><th>|error| (0–0.25)</th></tr>']
+    out = ['<table class="examples"><tr><th>view (native resolution)</th><th>input</th><th>prediction</th><th>reference</th><th>|error| (0–0.25)</th></tr>']
     for ex in res.examples:
         err = np.abs(ex.prediction - ex.reference)
         out.append(
@@ -100,7 +110,8 @@ def write_report(out_dir: str | Path, results: list[DirectionResult], title: str
     """Write ``metrics.json`` and a self-contained ``report.html`` into ``out_dir``; returns the HTML path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    metrics: dict[str, Any] = {r.direction: {**r.summaries, "per_image": r.per_image} for r in results}
+    metrics: dict[str, Any] = {r.direction: {**r.summaries, "per_image": r.per_image, **({"per_volume": r.per_volume} if r.per_volume else {})}
+                               for r in results}
     metrics.update(extra or {})
     _atomic_write(out / "metrics.json", json.dumps(metrics, indent=2))
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{CSS}</style></head><body>",

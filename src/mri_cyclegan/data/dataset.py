@@ -1,11 +1,12 @@
-"""Unpaired slice data: decode and preprocess once, cache in memory, sample T1 and T2 independently."""
+"""Unpaired slice data: decode and preprocess once, keep in memory, sample T1 and T2 patches independently."""
 
 from __future__ import annotations
 
 import logging
 import os
+import statistics
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,101 +14,172 @@ import torch
 
 from ..config import DataConfig
 from ..io import is_nifti, list_inputs, read_image, read_nifti
-from ..io.nifti import canonical_spacing, slices, to_canonical
 from ..io.volume import Volume
-from .augment import random_crop, random_flip_affine
-from .preprocess import fit_to_square, foreground_fraction, n4_correct, normalize, resample_volume, robust_range
+from .augment import random_flip_affine
+from .patches import foreground_patches
+from .preprocess import Preprocessor, context_windows, foreground_fraction
 
 log = logging.getLogger(__name__)
 
 
+def read_any(path: Path) -> Volume:
+    """An image (2D Volume with identity affine) or a NIfTI volume."""
+    if is_nifti(path):
+        return read_nifti(path)
+    arr, _ = read_image(path)
+    return Volume(arr, path=path)
+
+
 @dataclass
-class PreparedVolume:
-    """A volume in canonical orientation, in model space [-1, 1], with what is needed to undo it."""
+class Stack:
+    """One file's slices in model space: (D, h, w), stored as float16 to halve memory."""
 
-    data: np.ndarray  # canonical (R, A, S), possibly resampled, normalised
-    lo: float
-    hi: float
-    canonical_shape: tuple[int, int, int]  # before resampling
-
-
-def prepare_volume(volume: Volume, cfg: DataConfig) -> PreparedVolume:
-    data = to_canonical(volume.data, volume.affine)
-    shape = tuple(int(s) for s in data.shape)
-    spacing = canonical_spacing(volume.affine)
-    if cfg.n4:
-        data = n4_correct(data, spacing)
-    if cfg.spacing:
-        data = resample_volume(data, spacing, cfg.spacing)
-    lo, hi = robust_range(data, cfg.percentiles)
-    return PreparedVolume(normalize(data, lo, hi), lo, hi, shape)  # type: ignore[arg-type]
+    name: str
+    data: torch.Tensor
+    usable: list[int]  # slices with enough foreground to train on
 
 
 @dataclass
 class SliceSet:
-    """Images of one domain, each fitted into image_size² in model space: (N, 1, S, S) float32."""
+    """All stacks of one contrast, indexed by usable slice."""
 
-    images: torch.Tensor
-    names: list[str]
+    stacks: list[Stack]
+    context: int = 1  # K: channels per sample (2.5D)
+    index: list[tuple[int, int]] = field(init=False)  # (stack, slice) of every usable slice
+
+    def __post_init__(self) -> None:
+        self.index = [(i, z) for i, s in enumerate(self.stacks) for z in s.usable]
 
     def __len__(self) -> int:
-        return self.images.shape[0]
+        return len(self.index)
+
+    @property
+    def names(self) -> list[str]:
+        return [f"{self.stacks[i].name}:{z}" if self.stacks[i].data.shape[0] > 1 else self.stacks[i].name for i, z in self.index]
+
+    def window(self, i: int) -> torch.Tensor:
+        """Usable slice ``i`` with its context: (K, h, w) float32."""
+        s, z = self.index[i]
+        stack = self.stacks[s].data
+        r = self.context // 2
+        idx = torch.arange(z - r, z + r + 1).clamp(0, stack.shape[0] - 1)
+        return stack[idx].float()
+
+    def windows(self, indices: list[int]) -> list[torch.Tensor]:
+        return [self.window(i) for i in indices]
+
+    def foreground_values(self, max_values: int = 4_000_000, seed: int = 0) -> np.ndarray:
+        """Model-space intensities of the usable slices (a seeded subsample when there are many)."""
+        vals = np.concatenate([self.stacks[s].data[z].float().numpy().ravel() for s, z in self.index])
+        if vals.size > max_values:
+            vals = np.random.default_rng(seed).choice(vals, max_values, replace=False)
+        return vals
+
+    @property
+    def max_shape(self) -> tuple[int, int]:
+        return (max(s.data.shape[1] for s in self.stacks), max(s.data.shape[2] for s in self.stacks))
 
 
-def _load_file(path: Path, cfg: DataConfig) -> list[tuple[str, np.ndarray]]:
-    if is_nifti(path):
-        prepared = prepare_volume(read_nifti(path), cfg)
-        out = []
-        for k, s in enumerate(slices(prepared.data, cfg.axis)):
-            if foreground_fraction(s) >= max(cfg.min_foreground, 1e-6):
-                out.append((f"{path.name}:{k}", fit_to_square(s, cfg.image_size)[0]))
-        return out
-    arr, _ = read_image(path)
-    lo, hi = robust_range(arr, cfg.percentiles)
-    return [(path.name, fit_to_square(normalize(arr, lo, hi), cfg.image_size)[0])]
+def _load_file(path: Path, pre: Preprocessor, min_foreground: float) -> Stack:
+    stack, _ = pre.forward(read_any(path))
+    if stack.shape[0] == 1:  # a 2D image is always used
+        usable = [0]
+    else:
+        usable = [k for k in range(stack.shape[0]) if foreground_fraction(stack[k]) >= max(min_foreground, 1e-6)]
+    return Stack(path.name, torch.from_numpy(stack).half(), usable)
 
 
-def load_domain(path: str | Path, cfg: DataConfig, what: str = "input") -> SliceSet:
-    """Read every image/volume under ``path`` (in parallel) into one cached SliceSet."""
+def median_plane_spacing(files: list[Path], cfg: DataConfig) -> float:
+    """The dataset fingerprint behind the default target spacing: median in-plane voxel size (mm) of the volumes
+    (0 when there are none: 2D images keep their pixel grid)."""
+    import nibabel as nib
+
+    from ..errors import InputError
+
+    pre = Preprocessor(cfg, 0.0)
+    values = []
+    for f in files:
+        if not is_nifti(f):
+            continue
+        try:
+            affine = nib.load(str(f)).affine
+        except Exception as e:  # noqa: BLE001 -- any unreadable header is the user's file
+            raise InputError(f"cannot read NIfTI {f}: {e}; the file is not NIfTI or is corrupt/truncated") from None
+        values.extend(pre.plane_spacing(Volume(np.zeros((1, 1, 1), np.float32), affine)))
+    return round(float(statistics.median(values)), 4) if values else 0.0
+
+
+def with_data_fingerprint(config, *paths: str | Path):
+    """nnU-Net style: derive what the user left at 'auto' from the training data and record it in the config.
+    Today that is the in-plane target spacing (``data.spacing`` = 0 -> median in-plane spacing of the volumes)."""
+    d = config.data
+    if d.spacing or d.image_size:
+        return config
+    files = [f for p in paths for f in list_inputs(p, "input")]
+    spacing = median_plane_spacing(files, d)
+    if spacing:
+        log.info("target in-plane spacing %.4g mm (median of the %d training volumes); set --spacing to choose another", spacing,
+                 sum(is_nifti(f) for f in files))
+        config = config.replace(**{"data.spacing": spacing})
+    return config
+
+
+def load_domain(path: str | Path, cfg: DataConfig, what: str = "input", target_spacing: float | None = None) -> SliceSet:
+    """Read every image/volume under ``path`` (in parallel) into one in-memory SliceSet in model space."""
     from ..errors import InputError
 
     files = list_inputs(path, what)
+    pre = Preprocessor(cfg, target_spacing)
     workers = min(len(files), os.cpu_count() or 1, 8)
     with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
-        parts = list(pool.map(lambda f: _load_file(f, cfg), files))
-    items = [item for part in parts for item in part]
-    if not items:
+        stacks = list(pool.map(lambda f: _load_file(f, pre, cfg.min_foreground), files))
+    out = SliceSet(stacks, cfg.context_slices)
+    if not len(out):
         raise InputError(f"{what} {path}: no slice has enough foreground (min_foreground={cfg.min_foreground})")
-    names = [n for n, _ in items]
-    images = torch.from_numpy(np.stack([a for _, a in items]))[:, None]
-    log.info("%s: %d images from %d files at %d²", what, len(names), len(files), cfg.image_size)
-    return SliceSet(images.contiguous(), names)
+    shapes = sorted({tuple(s.data.shape[1:]) for s in stacks})
+    shown = ", ".join(f"{h}x{w}" for h, w in shapes[:4]) + (" ..." if len(shapes) > 4 else "")
+    log.info("%s: %d slices from %d files, model-space slice sizes %s", what, len(out), len(files), shown)
+    return out
 
 
 class UnpairedBatches:
-    """Infinite unpaired sampling: T1 and T2 indices drawn independently, each image augmented on its own."""
+    """Infinite unpaired sampling: T1 and T2 slices drawn independently; from each, one patch around
+    foreground, augmented on its own. Randomness comes from one seeded generator (saved in checkpoints)."""
 
-    def __init__(self, t1: SliceSet, t2: SliceSet, cfg: DataConfig, batch_size: int, seed: int) -> None:
+    def __init__(self, t1: SliceSet, t2: SliceSet, cfg: DataConfig, batch_size: int, seed: int, multiple: int = 4) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.t1, self.t2, self.cfg, self.batch_size = t1, t2, cfg, batch_size
         self.generator = torch.Generator().manual_seed(seed)
+        if cfg.train_size:
+            self.size = (cfg.train_size, cfg.train_size)
+        else:  # whole slices: pad every slice to the largest, rounded up to the generator's multiple
+            h, w = (max(a, b) for a, b in zip(t1.max_shape, t2.max_shape))
+            self.size = (-(-h // multiple) * multiple, -(-w // multiple) * multiple)
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         c = self.cfg
         if c.flip or c.rotate_deg or c.scale or c.translate:
             x = random_flip_affine(x, self.generator, c.flip, c.rotate_deg, c.scale, c.translate)
-        if c.patch_size:
-            x = random_crop(x, c.patch_size, self.generator)
         return x
 
+    def _draw(self, data: SliceSet) -> torch.Tensor:
+        idx = torch.randint(0, len(data), (self.batch_size,), generator=self.generator).tolist()
+        # a margin around each patch so that rotation/scaling never pulls in empty corners
+        margin = 0 if not (self.cfg.rotate_deg or self.cfg.scale or self.cfg.translate) else max(2, round(0.125 * max(self.size)))
+        big = foreground_patches(data.windows(idx), (self.size[0] + 2 * margin, self.size[1] + 2 * margin), self.generator)
+        out = self._augment(big)
+        return out[:, :, margin : margin + self.size[0], margin : margin + self.size[1]].contiguous()
+
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        i1 = torch.randint(0, len(self.t1), (self.batch_size,), generator=self.generator)
-        i2 = torch.randint(0, len(self.t2), (self.batch_size,), generator=self.generator)
-        return self._augment(self.t1.images[i1]), self._augment(self.t2.images[i2])
+        """(N, K, P, P) T1 and T2 batches."""
+        return self._draw(self.t1), self._draw(self.t2)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.generator.set_state(state["generator"])
+
+
+__all__ = ["SliceSet", "Stack", "UnpairedBatches", "context_windows", "load_domain", "median_plane_spacing", "read_any"]

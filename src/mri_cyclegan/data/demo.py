@@ -1,7 +1,7 @@
 """The embedded demo dataset: real ICBM 2009c T1/T2 (co-registered, so held-out slices have ground truth).
 
 Training is unpaired: T1 and T2 training slices are sampled independently and augmented independently.
-Held-out test slices keep their exact T1/T2 pairing and are >= ``gap`` mm away from every training slice.
+Held-out test slabs keep their exact T1/T2 pairing and are more than ``gap`` mm away from every training slice.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from ..config import DataConfig
-from ..io.nifti import slices
-from .dataset import SliceSet
-from .preprocess import fit_to_square, normalize, robust_range
+from ..io.volume import Volume
+from .dataset import SliceSet, Stack
+from .preprocess import Preprocessor, foreground_fraction
 
 
 @dataclass
@@ -36,45 +36,53 @@ def load_demo_volumes() -> DemoVolumes:
         return DemoVolumes(t1, t2, mask, z["affine"].astype(np.float64))
 
 
-def split_slices(mask: np.ndarray, axis: int = 2, test_every: int = 9, gap: int = 2, min_fraction: float = 0.15) -> tuple[list[int], list[int]]:
-    """Slice indices for training and testing: every ``test_every``-th usable slice is a test slice;
-    training slices are those more than ``gap`` slices (mm) from every test slice."""
+def split_slabs(mask: np.ndarray, axis: int = 2, n_slabs: int = 3, thickness: int = 8, gap: int = 5,
+                min_fraction: float = 0.15) -> tuple[list[int], list[int]]:
+    """Slice indices for training and testing. The test set is ``n_slabs`` contiguous slabs of ``thickness``
+    slices, centred at evenly spaced positions inside the usable range (slices whose mask covers at least
+    ``min_fraction`` of the largest), so whole-volume and through-plane scores are possible. Training slices
+    are more than ``gap`` slices (mm) from every test slice: a 3D SSIM window (radius 5) or a context window
+    around a test voxel never reaches a training slice."""
     frac = np.moveaxis(mask, axis, 0).reshape(mask.shape[axis], -1).mean(1)
-    usable = [int(i) for i in np.flatnonzero(frac >= min_fraction * frac.max())]
-    test = usable[test_every // 2 :: test_every]
+    usable = np.flatnonzero(frac >= min_fraction * frac.max())
+    lo, hi = int(usable[0]), int(usable[-1])
+    centres = [lo + (hi - lo) * (k + 1) / (n_slabs + 1) for k in range(n_slabs)]
+    test = sorted({int(round(c - thickness / 2)) + i for c in centres for i in range(thickness)})
     train = [i for i in range(mask.shape[axis]) if frac[i] > 0 and min(abs(i - t) for t in test) > gap]
     return train, test
 
 
 @dataclass
 class DemoSplit:
+    t1: Volume  # whole volumes (RAS, 1 mm): test slabs are scored on translations of the whole input
+    t2: Volume
+    mask: np.ndarray  # brain mask
     t1_train: SliceSet
     t2_train: SliceSet
-    t1_test: list[np.ndarray]  # model space, at the training resolution (fitted, padding cropped)
-    t2_test: list[np.ndarray]
-    mask_test: list[np.ndarray]
+    train_index: list[int]
     test_index: list[int]
 
-
-def _fitted(sl: np.ndarray, size: int) -> np.ndarray:
-    """A slice at the training resolution: fitted into size², padding cropped off."""
-    out, p = fit_to_square(sl, size)
-    (oy, ox), (h, w) = p.offset, p.resized
-    return out[oy : oy + h, ox : ox + w]
+    @property
+    def test_mask(self) -> np.ndarray:
+        """Brain mask restricted to the held-out axial slabs."""
+        m = np.zeros_like(self.mask)
+        m[:, :, self.test_index] = self.mask[:, :, self.test_index]
+        return m
 
 
 def demo_split(cfg: DataConfig, volumes: DemoVolumes | None = None) -> DemoSplit:
-    """Train and held-out test slices. Everything, test included, is at the model's resolution
-    (slices fitted into image_size², as in training), so the model and the baselines see the same pixels."""
+    """Training slices of both contrasts (unpaired: T1 and T2 are sampled independently) through the same
+    Preprocessor as any user file, and the held-out slabs. Axial slices only (the demo's axis)."""
+    if cfg.axis != "axial":
+        raise ValueError("the demo splits axial slabs; use axis 'axial'")
     v = volumes or load_demo_volumes()
-    train_z, test_z = split_slices(v.mask)
-    out = {}
+    train_z, test_z = split_slabs(v.mask)
+    pre = Preprocessor(cfg)
+    sets = {}
+    vols = {}
     for key in ("t1", "t2"):
-        vol = getattr(v, key)
-        norm = normalize(vol, *robust_range(vol, cfg.percentiles))
-        sl = slices(norm, "axial")
-        fitted = np.stack([fit_to_square(sl[z], cfg.image_size)[0] for z in train_z])
-        out[key] = (SliceSet(torch.from_numpy(fitted)[:, None].contiguous(), [f"{key}:{z}" for z in train_z]), [_fitted(sl[z], cfg.image_size) for z in test_z])
-    masks = slices(v.mask.astype(np.float32) * 2 - 1, "axial")
-    mask_test = [_fitted(masks[z], cfg.image_size) > 0 for z in test_z]
-    return DemoSplit(out["t1"][0], out["t2"][0], out["t1"][1], out["t2"][1], mask_test, test_z)
+        vols[key] = Volume(getattr(v, key), v.affine)
+        stack, _ = pre.forward(vols[key])
+        usable = [z for z in train_z if foreground_fraction(stack[z]) >= max(cfg.min_foreground, 1e-6)]
+        sets[key] = SliceSet([Stack(f"icbm2009c_{key}", torch.from_numpy(stack).half(), usable)], cfg.context_slices)
+    return DemoSplit(vols["t1"], vols["t2"], v.mask, sets["t1"], sets["t2"], train_z, test_z)

@@ -1,4 +1,9 @@
-"""Preprocessing as pure functions on numpy arrays. Model space is float32 in [-1, 1], background -1."""
+"""Preprocessing: pure functions on numpy arrays, and one invertible :class:`Preprocessor` that maps a file's
+data into model space (canonical orientation, target in-plane spacing, [-1, 1] intensities, a stack of 2D
+slices) and back exactly. Training, translation, evaluation and the demo all go through it.
+
+Model space is float32 in [-1, 1], background -1.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from ..io.volume import Volume
 
 
 def robust_range(x: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5)) -> tuple[float, float]:
@@ -47,10 +53,20 @@ class Placement:
 def _resize(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if tuple(x.shape) == tuple(shape):
         return np.asarray(x, dtype=np.float32)
-    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None]
-    antialias = shape[0] < x.shape[0] or shape[1] < x.shape[1]
-    out = F.interpolate(t, size=shape, mode="bilinear", align_corners=False, antialias=antialias)
-    return out[0, 0].numpy()
+    return resize_stack(np.asarray(x, dtype=np.float32)[None], shape, mode="bilinear")[0]
+
+
+def resize_stack(x: np.ndarray, shape: tuple[int, int], mode: str = "bicubic") -> np.ndarray:
+    """Resize every slice of a (D, H, W) stack to ``shape`` (antialiased when shrinking; pixel centres
+    aligned as ``align_corners=False``, so resizing back to (H, W) is the matching inverse)."""
+    if tuple(x.shape[1:]) == tuple(shape):
+        return np.asarray(x, dtype=np.float32)
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[:, None]
+    antialias = shape[0] < x.shape[1] or shape[1] < x.shape[2]
+    out = F.interpolate(t, size=tuple(shape), mode=mode, align_corners=False, antialias=antialias)[:, 0]
+    if mode == "bicubic":  # cubic overshoot must not leave model space
+        out = out.clamp(float(x.min()), float(x.max()))
+    return out.numpy()
 
 
 def fit_to_square(x: np.ndarray, size: int, fill: float = -1.0) -> tuple[np.ndarray, Placement]:
@@ -112,3 +128,122 @@ def n4_correct(data: np.ndarray, spacing: tuple[float, ...] = (1.0, 1.0, 1.0), s
     log_field = corrector.GetLogBiasFieldAsImage(img)
     corrected = img / sitk.Exp(log_field)
     return (sitk.GetArrayFromImage(corrected) + shift - 1e-3).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- the invertible pipeline
+@dataclass(frozen=True)
+class Geometry:
+    """How one file was mapped into model space: everything :meth:`Preprocessor.inverse` needs."""
+
+    file_shape: tuple[int, ...]  # the data as stored (file voxel order); 2D for images
+    affine: np.ndarray | None  # volumes: voxel-to-world, for the reorientation; None for 2D images
+    plane_shape: tuple[int, int]  # one slice after reorientation, before resampling
+    model_shape: tuple[int, int]  # one slice in model space
+    placement: Placement | None  # when slices were fitted into image_size²
+    lo: float  # intensity window mapped to [-1, 1]
+    hi: float
+
+    @property
+    def is_volume(self) -> bool:
+        return self.affine is not None
+
+
+class Preprocessor:
+    """File data -> model-space slices (``forward``) and model-space slices -> file data (``inverse``).
+
+    forward, for a volume: reorient to the closest canonical (RAS) orientation; optional N4; map the
+    volume's robust intensity window to [-1, 1]; cut into 2D slices along ``axis``; resample each slice
+    in-plane to ``target_spacing`` mm (through-plane spacing untouched, so slice k is the file's slice k),
+    or fit it into image_size² when ``image_size`` is set. A 2D image is one slice, resampled by
+    ``image_scale``. ``inverse`` undoes each step in reverse order, to the file's own grid, voxel order
+    and intensity scale. The affine and header are not touched: outputs are written with the input's.
+    """
+
+    def __init__(self, cfg, target_spacing: float | None = None) -> None:
+        from ..config import DataConfig
+
+        if not isinstance(cfg, DataConfig):
+            raise TypeError("Preprocessor needs a DataConfig")
+        self.cfg = cfg
+        spacing = cfg.spacing if target_spacing is None else target_spacing
+        if spacing < 0:
+            raise ValueError(f"target spacing must be >= 0; got {spacing}")
+        self.target_spacing = float(spacing)  # 0 = keep each volume's own spacing
+
+    # -- geometry of one slice plane
+    def _model_shape(self, plane: tuple[int, int], plane_spacing: tuple[float, float] | None) -> tuple[int, int]:
+        h, w = plane
+        if self.cfg.image_size:
+            return (self.cfg.image_size, self.cfg.image_size)
+        if plane_spacing is None:  # 2D image: pixel grid, optionally scaled
+            f = (self.cfg.image_scale, self.cfg.image_scale)
+        elif self.target_spacing:
+            f = (plane_spacing[0] / self.target_spacing, plane_spacing[1] / self.target_spacing)
+        else:
+            f = (1.0, 1.0)
+        return (max(1, round(h * f[0])), max(1, round(w * f[1])))
+
+    def plane_spacing(self, volume: Volume) -> tuple[float, float]:
+        """(row, column) spacing in mm of the slices of ``volume`` along the configured axis."""
+        from ..io.nifti import AXES, canonical_spacing
+
+        sp = list(canonical_spacing(volume.affine))
+        ax = AXES[self.cfg.axis]
+        a, b = [sp[i] for i in range(3) if i != ax]
+        return (b, a)  # slices are rotated by 90 degrees: rows run along the second in-plane axis
+
+    def forward(self, volume: Volume) -> tuple[np.ndarray, Geometry]:
+        """(D, h, w) float32 model-space slices of a 3D volume (D slices) or a 2D image (D = 1)."""
+        from ..io.nifti import slices, to_canonical
+
+        cfg = self.cfg
+        if volume.data.ndim == 2:
+            data, affine, plane_sp = volume.data, None, None
+            lo, hi = robust_range(data, cfg.percentiles)
+            stack = normalize(data, lo, hi)[None]
+        else:
+            affine = volume.affine
+            data = to_canonical(volume.data, affine)
+            if cfg.n4:
+                from ..io.nifti import canonical_spacing
+
+                data = n4_correct(data, canonical_spacing(affine))
+            lo, hi = robust_range(data, cfg.percentiles)
+            stack = np.stack(slices(normalize(data, lo, hi), cfg.axis))
+            plane_sp = self.plane_spacing(volume)
+        plane = (int(stack.shape[1]), int(stack.shape[2]))
+        placement = None
+        if cfg.image_size:
+            fitted = [fit_to_square(s, cfg.image_size) for s in stack]
+            stack, placement = np.stack([f for f, _ in fitted]), fitted[0][1]
+        else:
+            stack = resize_stack(stack, self._model_shape(plane, plane_sp))
+        geom = Geometry(tuple(volume.data.shape), affine, plane, (int(stack.shape[1]), int(stack.shape[2])), placement, lo, hi)
+        return np.ascontiguousarray(stack, dtype=np.float32), geom
+
+    def inverse(self, stack: np.ndarray, geom: Geometry) -> np.ndarray:
+        """Model-space slices (D, h, w) -> data on the file's grid, in its voxel order and intensity scale."""
+        from ..io.nifti import from_canonical, stack as stack_slices
+
+        stack = np.asarray(stack, dtype=np.float32)
+        if stack.shape[1:] != geom.model_shape:
+            raise ValueError(f"model-space slices have shape {stack.shape[1:]}, expected {geom.model_shape}")
+        if geom.placement is not None:
+            stack = np.stack([unfit(s, geom.placement) for s in stack])
+        else:
+            stack = resize_stack(stack, geom.plane_shape)
+        data = denormalize(stack, geom.lo, geom.hi)
+        if not geom.is_volume:
+            return data[0]
+        return from_canonical(stack_slices(list(data), self.cfg.axis), geom.affine)
+
+
+def context_windows(stack: torch.Tensor, k: int) -> torch.Tensor:
+    """(D, h, w) -> (D, k, h, w): each slice with its (k - 1) / 2 neighbours on each side as channels,
+    the end slices repeated past the ends of the stack."""
+    if k == 1:
+        return stack[:, None]
+    r = k // 2
+    d = stack.shape[0]
+    idx = (torch.arange(d)[:, None] + torch.arange(-r, r + 1)[None]).clamp(0, d - 1)  # (D, k)
+    return stack[idx]

@@ -10,24 +10,38 @@ from ..config import ModelConfig
 from .networks import Generator, PatchDiscriminator, ResnetGenerator, UnetGenerator, init_weights, last_conv
 
 
-def build_generator(cfg: ModelConfig, train_size: int) -> Generator:
+def build_generator(cfg: ModelConfig, train_size: int, channels: int = 1) -> Generator:
+    """``channels`` = K slices in and out (2.5D); the centre channel is the translated slice."""
     if cfg.generator == "resnet":
-        backbone: nn.Module = ResnetGenerator(cfg.ngf, cfg.n_blocks)
+        backbone: nn.Module = ResnetGenerator(cfg.ngf, cfg.n_blocks, channels, channels)
     else:
-        backbone = UnetGenerator(cfg.ngf, cfg.resolved_unet_downs(train_size))
+        backbone = UnetGenerator(cfg.ngf, cfg.resolved_unet_downs(train_size), channels, channels)
     return Generator(backbone, use_prior=cfg.prior != "none")
 
 
 class CycleGAN(nn.Module):
-    def __init__(self, cfg: ModelConfig, train_size: int, seed: int = 0) -> None:
+    """Generators map (N, K, H, W) stacks of K neighbouring slices to K slices of the other contrast, so the
+    cycle closes on stacks; discriminators judge stacks (K = 1: plain 2D CycleGAN)."""
+
+    def __init__(self, cfg: ModelConfig, train_size: int, seed: int = 0, channels: int = 1) -> None:
         super().__init__()
         self.cfg = cfg
         self.train_size = train_size
-        self.g_t1_to_t2 = build_generator(cfg, train_size)
-        self.g_t2_to_t1 = build_generator(cfg, train_size)
-        self.d_t1 = PatchDiscriminator(cfg.ndf, cfg.n_layers_d)  # judges real vs fake T1
-        self.d_t2 = PatchDiscriminator(cfg.ndf, cfg.n_layers_d)  # judges real vs fake T2
+        self.channels = channels
+        self.g_t1_to_t2 = build_generator(cfg, train_size, channels)
+        self.g_t2_to_t1 = build_generator(cfg, train_size, channels)
+        self.d_t1 = PatchDiscriminator(cfg.ndf, cfg.n_layers_d, channels)  # judges real vs fake T1
+        self.d_t2 = PatchDiscriminator(cfg.ndf, cfg.n_layers_d, channels)  # judges real vs fake T2
         self.reset_parameters(seed)
+
+    @classmethod
+    def from_config(cls, config, seed: int = 0) -> CycleGAN:
+        return cls(config.model, config.data.train_size, seed, config.data.context_slices)
+
+    @property
+    def size_multiple(self) -> int:
+        """Input sides must be multiples of this (inference pads to it)."""
+        return self.cfg.size_multiple(self.train_size)
 
     def reset_parameters(self, seed: int) -> None:
         gen = torch.Generator().manual_seed(seed)  # N(0, 0.02) init from this seed only

@@ -24,17 +24,32 @@ def to_uint8(x: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.clip(np.rint((a + 1) * 127.5), 0, 255).astype(np.uint8)
 
 
-def sample_grid(rows: list[list[torch.Tensor]], pad: int = 2) -> np.ndarray:
-    """Tile rows of (H, W) images into one uint8 image with a small gap."""
+SAMPLE_LABELS = ("real T1", "fake T2", "reconstructed T1", "real T2", "fake T1", "reconstructed T2")
+
+
+def sample_grid(rows: list[list[torch.Tensor]], pad: int = 2, labels: tuple[str, ...] | None = None, title: str = "") -> np.ndarray:
+    """Tile rows of (H, W) images (any sizes, each at its own resolution) into one uint8 image with a small
+    gap; with ``labels``, a header line names each column (and ``title`` goes first in it)."""
+    from PIL import Image, ImageDraw
+
     tiles = [[to_uint8(im) for im in row] for row in rows]
     h = max(t.shape[0] for row in tiles for t in row)
     w = max(t.shape[1] for row in tiles for t in row)
     ncol = max(len(row) for row in tiles)
-    out = np.zeros((len(tiles) * (h + pad) + pad, ncol * (w + pad) + pad), np.uint8)
+    head = 14 if labels or title else 0
+    out = np.zeros((head + len(tiles) * (h + pad) + pad, ncol * (w + pad) + pad), np.uint8)
     for r, row in enumerate(tiles):
         for c, t in enumerate(row):
-            y, x = pad + r * (h + pad), pad + c * (w + pad)
+            y, x = head + pad + r * (h + pad), pad + c * (w + pad)
             out[y : y + t.shape[0], x : x + t.shape[1]] = t
+    if head:
+        img = Image.fromarray(out)
+        draw = ImageDraw.Draw(img)
+        for c, text in enumerate(labels or ()):
+            draw.text((pad + c * (w + pad) + 2, 1), text if c or not title else f"{title}: {text}", fill=255)
+        if title and not labels:
+            draw.text((pad + 2, 1), title, fill=255)
+        out = np.asarray(img)
     return out
 
 
@@ -46,16 +61,13 @@ def save_png(path: Path, arr: np.ndarray) -> None:
 
 
 def make_gif(frames: list[Path], path: Path, ms_per_frame: int = 400) -> None:
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     if not frames:
         return
     images = []
     for f in frames:
-        im = Image.open(f).convert("L")
-        draw = ImageDraw.Draw(im)
-        draw.text((4, 2), f.stem.replace("_", " "), fill=255)
-        images.append(im)
+        images.append(Image.open(f).convert("L"))
     with atomic_path(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -13,11 +14,12 @@ import torch
 from ..baselines import histogram_matching_lut, inverse_histogram_lut
 from ..config import Config
 from ..data.dataset import SliceSet, UnpairedBatches
+from ..data.patches import apply_whole
 from ..errors import InputError, TrainingDivergedError
 from ..losses import cycle_loss, gan_loss, identity_loss
 from ..models import CycleGAN
 from ..runtime import autocast, resolve_device, resolve_precision
-from .artifacts import LOSS_KEYS, LossLog, make_gif, sample_grid, save_png
+from .artifacts import LOSS_KEYS, SAMPLE_LABELS, LossLog, make_gif, sample_grid, save_png
 from .checkpoint import (
     load_checkpoint,
     load_module,
@@ -27,7 +29,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .pool import ImagePool
-from .schedule import lr_factor
+from .schedule import lr_factor, lr_factor_time
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +40,23 @@ def _set_requires_grad(nets: list[torch.nn.Module], flag: bool) -> None:
             p.requires_grad_(flag)
 
 
+CALIBRATION_SLICES = 48  # slices per contrast whose whole-slice outputs fit the output calibration
+
+
 def priors_from_data(t1: SliceSet, t2: SliceSet) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse-histogram lookup tables from the unpaired training images (no pairing used)."""
-    a, b = t1.images.numpy(), t2.images.numpy()
+    """Inverse-histogram lookup tables from the unpaired training slices (no pairing used)."""
+    a, b = t1.foreground_values(), t2.foreground_values()
     return inverse_histogram_lut(a, b), inverse_histogram_lut(b, a)
 
 
-def _middle(length: int, n: int) -> torch.Tensor:
+def _middle(length: int, n: int) -> list[int]:
     """n evenly spaced indices from the middle 60 % (volume ends are mostly background)."""
-    return torch.linspace(0.2 * (length - 1), 0.8 * (length - 1), n).round().long()
+    return torch.linspace(0.2 * (length - 1), 0.8 * (length - 1), n).round().long().tolist()
+
+
+def _spread(length: int, n: int) -> list[int]:
+    """min(n, length) evenly spaced indices over the whole range."""
+    return sorted(set(np.linspace(0, length - 1, min(n, length)).round().astype(int).tolist()))
 
 
 class Trainer:
@@ -59,7 +69,7 @@ class Trainer:
         tc = config.train
         self.device = resolve_device(tc.device)
         self.precision = resolve_precision(tc.precision, self.device)
-        self.model = CycleGAN(config.model, config.data.train_size, seed=tc.seed)
+        self.model = CycleGAN.from_config(config, seed=tc.seed)
         if config.model.prior != "none":
             self.model.set_priors(*priors_from_data(t1, t2))
         self.model.to(self.device)
@@ -72,19 +82,20 @@ class Trainer:
         self.opt_d = torch.optim.Adam([p for d in self.model.discriminators() for p in d.parameters()], lr=tc.lr, betas=betas, foreach=foreach)
         self.pool_t1 = ImagePool(tc.pool_size, torch.Generator().manual_seed(tc.seed + 1))
         self.pool_t2 = ImagePool(tc.pool_size, torch.Generator().manual_seed(tc.seed + 2))
-        self.batches = UnpairedBatches(t1, t2, config.data, tc.batch_size, seed=tc.seed + 3)
+        self.batches = UnpairedBatches(t1, t2, config.data, tc.batch_size, seed=tc.seed + 3, multiple=self.model.size_multiple)
         self.iters_per_epoch = tc.iters_per_epoch or max(1, math.ceil(max(len(t1), len(t2)) / tc.batch_size))
         self.step = 0
         self.epoch = 0
+        self.elapsed = 0.0  # training wall-clock seconds, carried across resumes (for --minutes)
         n = min(tc.n_samples, len(t1), len(t2))
-        self.samples_t1, self.samples_t2 = t1.images[_middle(len(t1), n)], t2.images[_middle(len(t2), n)]
+        self.samples_t1, self.samples_t2 = t1.windows(_middle(len(t1), n)), t2.windows(_middle(len(t2), n))
 
     # ------------------------------------------------------------------ one step
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
 
     def train_step(self, real_t1: torch.Tensor, real_t2: torch.Tensor) -> dict[str, float]:
-        """One CycleGAN iteration: update both generators, then both discriminators."""
+        """One CycleGAN iteration on (N, K, P, P) patches: update both generators, then both discriminators."""
         tc, m = self.config.train, self.model
         real_t1, real_t2 = self._to_device(real_t1), self._to_device(real_t2)
         lam, lam_id = tc.lambda_cycle, tc.lambda_cycle * tc.lambda_identity
@@ -92,7 +103,7 @@ class Trainer:
         # Generators: fool the discriminators, and come back to the input after a round trip.
         _set_requires_grad(m.discriminators(), False)
         with autocast(self.device, self.precision):
-            fake_t2 = m.g_t1_to_t2(real_t1)  # (N, 1, S, S)
+            fake_t2 = m.g_t1_to_t2(real_t1)  # (N, K, P, P)
             fake_t1 = m.g_t2_to_t1(real_t2)
             rec_t1 = m.g_t2_to_t1(fake_t2)
             rec_t2 = m.g_t1_to_t2(fake_t1)
@@ -135,7 +146,10 @@ class Trainer:
     # ------------------------------------------------------------------ schedule
     def _set_lr(self) -> float:
         tc = self.config.train
-        lr = tc.lr * lr_factor(self.step, tc.epochs * self.iters_per_epoch, tc.epochs_decay * self.iters_per_epoch)
+        if tc.minutes:
+            lr = tc.lr * lr_factor_time(self.elapsed, tc.minutes * 60, tc.epochs / tc.total_epochs)
+        else:
+            lr = tc.lr * lr_factor(self.step, tc.epochs * self.iters_per_epoch, tc.epochs_decay * self.iters_per_epoch)
         for opt in (self.opt_g, self.opt_d):
             for group in opt.param_groups:
                 group["lr"] = lr
@@ -145,36 +159,44 @@ class Trainer:
     def total_steps(self) -> int:
         return self.config.train.total_epochs * self.iters_per_epoch
 
+    # ------------------------------------------------------------------ whole slices
+    def whole(self, fn: Callable[[torch.Tensor], torch.Tensor], window: torch.Tensor) -> torch.Tensor:
+        """``fn`` on one whole (K, h, w) slice window at native size, as translation runs it: (K, h, w) on CPU."""
+        x = self._to_device(window[None])
+        with autocast(self.device, self.precision):
+            return apply_whole(fn, x, self.model.size_multiple)[0].float().cpu()
+
     # ------------------------------------------------------------------ output calibration
     @torch.inference_mode()
     def calibrate(self) -> None:
-        """Fit each generator's output calibration: its outputs on the training images of its source
-        contrast, histogram-matched to the training images of its target contrast (no pairs used)."""
+        """Fit each generator's output calibration: its whole-slice outputs on (up to CALIBRATION_SLICES)
+        training slices of its source contrast, histogram-matched to the training slices of its target
+        contrast (no pairs used)."""
         m = self.model
         for g, src, tgt in ((m.g_t1_to_t2, self.t1, self.t2), (m.g_t2_to_t1, self.t2, self.t1)):
-            outs = []
-            for chunk in src.images.split(16):
-                with autocast(self.device, self.precision):
-                    outs.append(g.raw(self._to_device(chunk)).float().cpu())
-            lut = histogram_matching_lut(torch.cat(outs).numpy(), tgt.images.numpy())
+            c = src.context // 2
+            outs = [self.whole(g.raw, w)[c].numpy().ravel() for w in src.windows(_spread(len(src), CALIBRATION_SLICES))]
+            lut = histogram_matching_lut(np.concatenate(outs), tgt.foreground_values())
             g.calibration.lut.copy_(torch.from_numpy(lut))
 
     # ------------------------------------------------------------------ samples
     @torch.inference_mode()
     def write_samples(self) -> Path | None:
+        """Whole slices at native resolution: real T1 -> fake T2 -> reconstructed T1 | real T2 -> fake T1 -> reconstructed T2."""
         if not len(self.samples_t1):
             return None
         m = self.model
         m.eval()
-        with autocast(self.device, self.precision):
-            a, b = self._to_device(self.samples_t1), self._to_device(self.samples_t2)
-            fake_t2, fake_t1 = m.g_t1_to_t2(a), m.g_t2_to_t1(b)
-            rec_t1, rec_t2 = m.g_t2_to_t1(fake_t2), m.g_t1_to_t2(fake_t1)
+        c = self.config.data.context_slices // 2
+        rows = []
+        for a, b in zip(self.samples_t1, self.samples_t2):
+            fake_t2, fake_t1 = self.whole(m.g_t1_to_t2, a), self.whole(m.g_t2_to_t1, b)
+            rec_t1, rec_t2 = self.whole(m.g_t2_to_t1, fake_t2), self.whole(m.g_t1_to_t2, fake_t1)
+            rows.append([t[c] for t in (a, fake_t2, rec_t1, b, fake_t1, rec_t2)])
         m.train()
-        rows = [[a[i, 0], fake_t2[i, 0], rec_t1[i, 0], b[i, 0], fake_t1[i, 0], rec_t2[i, 0]] for i in range(a.shape[0])]
         path = self.run_dir / "samples" / f"epoch_{self.epoch:03d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_png(path, sample_grid(rows))
+        save_png(path, sample_grid(rows, labels=SAMPLE_LABELS, title=f"epoch {self.epoch}"))
         return path
 
     # ------------------------------------------------------------------ checkpoints
@@ -190,6 +212,7 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "iters_per_epoch": self.iters_per_epoch,
+            "elapsed": self.elapsed,
             "opt_g_groups": groups_g,
             "opt_d_groups": groups_d,
         }
@@ -214,10 +237,11 @@ class Trainer:
         self.batches.load_state_dict({"generator": tensors["batches/generator"]})
         self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
         self.iters_per_epoch = int(meta["iters_per_epoch"])
+        self.elapsed = float(meta.get("elapsed", 0.0))
 
     # ------------------------------------------------------------------ the loop
     def fit(self, resume: bool = False, progress: bool = True, on_epoch: Callable[[Trainer], None] | None = None) -> dict[str, float]:
-        """Train to the configured number of epochs; returns the last epoch's mean losses."""
+        """Train to the configured number of epochs (or for ``train.minutes``); returns the last epoch's mean losses."""
         from tqdm.auto import tqdm
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -232,20 +256,33 @@ class Trainer:
         if not resume:
             self.write_samples()  # epoch 0: untrained
             self.save()
+        tc = self.config.train
+        budget = tc.minutes * 60
         log.info(
-            "training on %s (%s), %d T1 / %d T2 images, %d iterations/epoch, %d epochs",
-            self.device, self.precision, len(self.t1), len(self.t2), self.iters_per_epoch, self.config.train.total_epochs,
+            "training on %s (%s), %d T1 / %d T2 slices, %d iterations/epoch, %s",
+            self.device, self.precision, len(self.t1), len(self.t2), self.iters_per_epoch,
+            f"for {tc.minutes:g} min (LR schedule follows elapsed time)" if budget else f"{tc.total_epochs} epochs",
         )
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not progress, unit="it", dynamic_ncols=True)
+        bar = tqdm(total=None if budget else self.total_steps, initial=self.step, disable=not progress, unit="it", dynamic_ncols=True)
         means: dict[str, float] = {}
         self.model.train()
+        clock = time.perf_counter() - self.elapsed
+
+        def more() -> bool:
+            self.elapsed = time.perf_counter() - clock
+            return self.elapsed < budget if budget else self.epoch < tc.total_epochs
+
         try:
-            while self.epoch < self.config.train.total_epochs:
+            while more():
                 sums = dict.fromkeys(LOSS_KEYS, 0.0)
+                done = 0
                 for _ in range(self.iters_per_epoch):
+                    if budget and not more():
+                        break
                     lr = self._set_lr()
                     values = self.train_step(*self.batches.next())
                     self.step += 1
+                    done += 1
                     losses.append({"step": self.step, "epoch": self.epoch + 1, **values, "lr": lr})
                     for k in LOSS_KEYS:
                         sums[k] += values[k]
@@ -253,12 +290,13 @@ class Trainer:
                     bar.set_postfix(G=f"{values['loss_g']:.3f}", D=f"{values['loss_d']:.3f}", cyc=f"{values['loss_cycle']:.3f}")
                 self.epoch += 1
                 self.calibrate()
-                means = {k: v / self.iters_per_epoch for k, v in sums.items()}
-                log.info("epoch %d/%d: %s", self.epoch, self.config.train.total_epochs, " ".join(f"{k}={v:.4f}" for k, v in means.items()))
+                means = {k: v / max(done, 1) for k, v in sums.items()}
+                total = "" if budget else f"/{tc.total_epochs}"
+                log.info("epoch %d%s: %s", self.epoch, total, " ".join(f"{k}={v:.4f}" for k, v in means.items()))
                 self.write_samples()
+                self.elapsed = time.perf_counter() - clock
                 self.save()
-                every = self.config.train.save_every
-                if every and self.epoch % every == 0:
+                if tc.save_every and self.epoch % tc.save_every == 0:
                     self.save(f"epoch_{self.epoch:03d}")
                 losses.plot(self.run_dir / "losses.png")
                 if on_epoch is not None:
