@@ -38,7 +38,17 @@ def machine() -> dict:
         pass
     from mri_cyclegan.runtime import cpu_has_bf16
 
-    return {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__, "native_bf16": cpu_has_bf16(),
+    lscpu = {}
+    try:
+        import subprocess
+
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout.splitlines():
+            k, _, v = line.partition(":")
+            if k.strip() in ("Model name", "CPU family", "Model", "Flags"):
+                lscpu[k.strip()] = v.strip() if k.strip() != "Flags" else " ".join(f for f in v.split() if f.startswith(("avx", "amx")))
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"cpu": cpu, "lscpu": lscpu, "threads": torch.get_num_threads(), "torch": torch.__version__, "native_bf16": cpu_has_bf16(),
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
 

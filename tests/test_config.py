@@ -6,10 +6,13 @@ from mri_cyclegan.errors import InputError
 
 def test_defaults_keep_reference_algorithm():
     c = Config()
-    assert (c.train.gan_loss, c.train.lambda_cycle, c.train.lambda_identity, c.train.pool_size) == ("lsgan", 10.0, 0.5, 50)
+    assert (c.train.gan_loss, c.train.lambda_cycle, c.train.pool_size) == ("lsgan", 10.0, 50)
+    assert c.train.lambda_identity == 0.0  # with the inverse-histogram prior, identity loss fights the contrast inversion
     assert (c.train.lr, c.train.beta1) == (2e-4, 0.5)
+    assert (c.data.image_size, c.data.patch) == (0, 96)  # native resolution, 96² patches
     ref = Config.reference()
-    assert (ref.data.image_size, ref.model.ngf, ref.model.n_blocks, ref.train.batch_size) == (256, 64, 9, 1)
+    assert (ref.data.image_size, ref.data.patch, ref.model.ngf, ref.model.n_blocks, ref.train.batch_size) == (256, 256, 64, 9, 1)
+    assert ref.train.lambda_identity == 0.5
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,8 @@ def inverse_histogram_lut(source: np.ndarray, target: np.ndarray, n_knots: int =
     """Monotone decreasing map from source to target intensities, as values at :func:`knots`.
 
     The darkest source tissue gets the brightest target tissue: for knot x, the fraction q of source
-    foreground >= x is looked up as the q-quantile of the target foreground. Background stays -1.
+    foreground >= x is looked up as the q-quantile of the target foreground. Background (-1) stays -1, with a
+    linear ramp up to the first tissue knot (the map is continuous).
     """
     return histogram_matching_lut(source, target, n_knots, invert=True)
 
@@ -38,7 +39,11 @@ def histogram_matching_lut(source: np.ndarray, target: np.ndarray, n_knots: int 
     below = np.searchsorted(src_sorted, x, side="left") / src_sorted.size
     q = 1.0 - below if invert else below
     lut = np.quantile(tgt, np.clip(q, 0.0, 1.0))
-    lut[x <= FOREGROUND] = -1.0
+    # Background (-1) stays background; between it and the first tissue knot the map ramps linearly, so that the
+    # darkest tissue (partial-volume edges, sulcal CSF in T1) is not thrown to black by a jump at the threshold.
+    first = int(np.argmax(x > FOREGROUND))
+    below = x < x[first]
+    lut[below] = -1.0 + (lut[first] + 1.0) * (x[below] + 1.0) / (x[first] + 1.0)
     return lut.astype(np.float32)
 
 

@@ -135,7 +135,7 @@ class TrainConfig:
     beta2: float = 0.999
     gan_loss: GanLoss = "lsgan"
     lambda_cycle: float = 10.0
-    lambda_identity: float = 0.5  # relative to lambda_cycle; 0 disables
+    lambda_identity: float = 0.0  # relative to lambda_cycle; the reference uses 0.5, which fights the T1/T2 contrast inversion
     pool_size: int = 50
     save_every: int = 5  # also keep a checkpoint every N epochs (0 = only 'last')
     seed: int = 0
@@ -193,7 +193,7 @@ class Config:
         return cls(
             DataConfig(image_size=256),
             ModelConfig(ngf=64, n_blocks=9, prior="none"),
-            TrainConfig(batch_size=1, epochs=100, epochs_decay=100),
+            TrainConfig(batch_size=1, epochs=100, epochs_decay=100, lambda_identity=0.5),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 # CPU defaults for the demo (chosen on training loss and time only, never on the test slabs)
 DEMO_OVERRIDES = {
+    "data.spacing": 1.0,  # the data's own 1 mm, recorded so that other volumes are translated at 1 mm too
     "data.patch_size": 96,
     "model.ngf": 16,
     "model.n_blocks": 6,

@@ -47,6 +47,7 @@ def test_inverse_histogram_lut_flips_order_and_matches():
     mapped = apply_lut(src, lut)
     assert np.all(np.diff(lut[knots() > FOREGROUND]) <= 1e-6)  # monotone decreasing on tissue
     assert lut[0] == -1  # background stays background
+    assert np.abs(np.diff(lut)).max() < 0.25  # continuous: no jump from black to the brightest tissue at the threshold
     assert abs(np.quantile(mapped, 0.9) - np.quantile(tgt, 0.9)) < 0.03
     assert np.corrcoef(src, mapped)[0, 1] < -0.99
 
@@ -60,3 +61,72 @@ def test_augment_deterministic_and_shape():
     ident = random_flip_affine(x, torch.Generator(), flip=False, rotate_deg=0, scale=0, translate=0)
     torch.testing.assert_close(ident, x, atol=1e-5, rtol=0)
     assert random_crop(x, 16, torch.Generator().manual_seed(0)).shape == (3, 1, 16, 16)
+
+
+# ---------------------------------------------------------------------------- the invertible Preprocessor
+from mri_cyclegan.config import DataConfig  # noqa: E402
+from mri_cyclegan.data.preprocess import Preprocessor, context_windows  # noqa: E402
+from mri_cyclegan.io.volume import Volume  # noqa: E402
+
+
+def _oblique(spacing=(1.2, 1.0, 2.0)) -> np.ndarray:
+    """Permuted, flipped axes: file axis 0 runs A->P, axis 1 L->R... (not canonical)."""
+    sx, sy, sz = spacing
+    return np.array([[0.0, -sy, 0.0, 90.0], [-sx, 0.0, 0.0, 100.0], [0.0, 0.0, sz, -50.0], [0, 0, 0, 1]])
+
+
+def _smooth_volume(shape, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    g = np.meshgrid(*[np.linspace(0, 1, n) for n in shape], indexing="ij")
+    v = 500 + 300 * np.sin(3 * g[0] + rng.uniform()) * np.cos(2 * g[1]) + 100 * g[2]
+    return v.astype(np.float32)
+
+
+@pytest.mark.parametrize("axis", ["axial", "coronal", "sagittal"])
+def test_preprocessor_round_trip_is_exact_without_resampling(axis):
+    vol = Volume(np.random.default_rng(1).random((13, 17, 11)).astype(np.float32) * 1000, _oblique())
+    pre = Preprocessor(DataConfig(axis=axis), target_spacing=0.0)
+    stack, geom = pre.forward(vol)
+    back = pre.inverse(stack, geom)
+    assert back.shape == vol.shape
+    np.testing.assert_allclose(back, np.clip(vol.data, geom.lo, geom.hi), atol=1e-3)  # a shift by one voxel fails this
+    assert np.abs(back - np.roll(vol.data, 1, axis=0)).max() > 100
+
+
+def test_preprocessor_resamples_in_plane_by_physical_size():
+    # 0.5 x 0.5 mm in-plane (file axes 0, 1 after reorientation), 3 mm slices, to a 1 mm target
+    aff = np.diag([0.5, 0.5, 3.0, 1.0])
+    vol = Volume(_smooth_volume((80, 60, 9)), aff)
+    pre = Preprocessor(DataConfig(axis="axial"), target_spacing=1.0)
+    assert pre.plane_spacing(vol) == (0.5, 0.5)
+    stack, geom = pre.forward(vol)
+    assert stack.shape == (9, 30, 40)  # 9 slices kept; rows run along y (60 * 0.5 mm), columns along x (80 * 0.5 mm)
+    back = pre.inverse(stack, geom)
+    assert back.shape == vol.shape
+    inner = (slice(4, -4), slice(4, -4), slice(None))
+    rel = np.abs(back - np.clip(vol.data, geom.lo, geom.hi))[inner].max() / np.ptp(vol.data)
+    assert rel < 0.02  # smooth data survives 2x down- and upsampling
+    # coronal slices of the same volume: rows run along z (3 mm), columns along x
+    assert Preprocessor(DataConfig(axis="coronal"), 1.0).plane_spacing(vol) == (3.0, 0.5)
+
+
+def test_preprocessor_2d_scale_and_fit():
+    img = Volume(_smooth_volume((37, 45, 1))[..., 0])
+    stack, geom = Preprocessor(DataConfig(image_scale=0.5)).forward(img)
+    assert stack.shape == (1, 18, 22) and not geom.is_volume
+    assert Preprocessor(DataConfig(image_scale=0.5)).inverse(stack, geom).shape == (37, 45)
+    pre = Preprocessor(DataConfig(image_size=32))
+    stack, geom = pre.forward(img)
+    assert stack.shape == (1, 32, 32) and pre.inverse(stack, geom).shape == (37, 45)
+    stack, geom = Preprocessor(DataConfig()).forward(img)  # native: the pixel grid is kept
+    assert stack.shape == (1, 37, 45)
+    with pytest.raises(ValueError, match="shape"):
+        Preprocessor(DataConfig()).inverse(stack[:, :-1], geom)
+
+
+def test_context_windows_repeat_the_ends():
+    s = torch.arange(4.0)[:, None, None].expand(4, 2, 2)
+    w = context_windows(s, 3)
+    assert w.shape == (4, 3, 2, 2)
+    assert w[:, :, 0, 0].tolist() == [[0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 3]]
+    assert context_windows(s, 1).shape == (4, 1, 2, 2)

@@ -6,13 +6,41 @@ from mri_cyclegan.errors import InputError, TrainingDivergedError
 from mri_cyclegan.training import trainer as trainer_mod
 from mri_cyclegan.training.checkpoint import load_checkpoint
 from mri_cyclegan.training.pool import ImagePool
-from mri_cyclegan.training.schedule import lr_factor
+from mri_cyclegan.training.schedule import lr_factor, lr_factor_time
 from mri_cyclegan.training.trainer import Trainer
 
 
 def test_lr_schedule():
     assert [lr_factor(s, 4, 4) for s in range(9)] == [1, 1, 1, 1, 0.75, 0.5, 0.25, 0.0, 0.0]
     assert lr_factor(5, 5, 0) == 0.0
+    assert [lr_factor_time(t, 100, 0.5) for t in (0, 49, 50, 75, 100, 120)] == [1, 1, 1, 0.5, 0, 0]
+
+
+def test_patches_are_native_and_2p5d(tiny_config, nifti_pair, tmp_path):
+    cfg = tiny_config.replace(**{"data.context_slices": 3, "data.patch_size": 32})
+    t = Trainer(cfg, load_domain(nifti_pair[0], cfg.data), load_domain(nifti_pair[1], cfg.data), tmp_path / "r")
+    a, b = t.batches.next()
+    assert a.shape == b.shape == (2, 3, 32, 32)
+    assert (a > -0.9).float().mean() > 0.3  # drawn around foreground
+    assert t.model.g_t1_to_t2.backbone.net[1].in_channels == 3
+    assert all(map(lambda v: v == v, t.train_step(a, b).values()))
+
+
+def test_time_budget_stops_and_decays(tiny_config, image_folders, tmp_path, monkeypatch):
+    import itertools
+
+    clock = itertools.count(0.0, 0.02)  # a fake clock: every reading is 20 ms later
+    monkeypatch.setattr(trainer_mod.time, "perf_counter", lambda: next(clock))
+    cfg = tiny_config.replace(**{"train.minutes": 0.05, "train.iters_per_epoch": 3})  # 3 s
+    t = _trainer(cfg, image_folders, tmp_path / "r")
+    t.fit(progress=False)
+    rows = (tmp_path / "r" / "losses.csv").read_text().splitlines()[1:]
+    lrs = [float(r.split(",")[-1]) for r in rows]
+    assert t.elapsed >= 3.0 and t.step == len(rows) >= 4
+    assert lrs[0] == cfg.train.lr and lrs[-1] < 0.2 * lrs[0]  # constant first, then decays with elapsed time to ~0
+    assert sorted(lrs, reverse=True) == lrs
+    _, meta, _ = load_checkpoint(tmp_path / "r")
+    assert 2.0 < meta["elapsed"] <= t.elapsed  # saved with the last checkpoint, so resume continues the schedule
 
 
 def test_pool_behaviour():
