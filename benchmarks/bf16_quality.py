@@ -1,4 +1,4 @@
-"""bf16 vs fp32 translation quality of a trained demo model on the held-out demo slices.
+"""bf16 vs fp32 translation quality of a trained demo model on the held-out demo slabs (native resolution).
 
     python benchmarks/bf16_quality.py --run /tmp/mri_cyclegan_demo_bench/run
 
@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, write_json  # noqa: E402
 
 from mri_cyclegan.data.demo import demo_split  # noqa: E402
-from mri_cyclegan.demo import score_split  # noqa: E402
+from mri_cyclegan.demo import score_demo  # noqa: E402
 from mri_cyclegan.inference import Translator  # noqa: E402
 from mri_cyclegan.training.trainer import priors_from_data  # noqa: E402
 
@@ -29,7 +29,7 @@ def main() -> None:
         tr = Translator.from_checkpoint(args.run, device="cpu", precision=precision)
         split = demo_split(tr.config.data)
         luts = dict(zip(("t1_to_t2", "t2_to_t1"), priors_from_data(split.t1_train, split.t2_train)))
-        out[precision] = {r.direction: r.summaries["model"] for r in score_split(tr, split, luts)}
+        out[precision] = {r.direction: r.summaries["model"] for r in score_demo(tr, split, luts)}
     print(f"{'direction':<10} {'fp32 PSNR':>9} {'bf16 PSNR':>9} {'Δ dB':>7} {'fp32 SSIM':>9} {'bf16 SSIM':>9} {'Δ':>8}")
     for d in ("t1_to_t2", "t2_to_t1"):
         a, b = out["fp32"][d], out["bf16"][d]

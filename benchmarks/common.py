@@ -57,3 +57,10 @@ def write_json(name: str, payload) -> Path:
     path = RESULTS / name
     path.write_text(json.dumps(payload, indent=2))
     return path
+
+
+def random_slices(size: int, n: int = 8):
+    """A SliceSet of n random size x size model-space slices (for speed benchmarks)."""
+    from mri_cyclegan.data.dataset import SliceSet, Stack
+
+    return SliceSet([Stack("random", (torch.rand(n, size, size) * 2 - 1).half(), list(range(n)))])

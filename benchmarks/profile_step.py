@@ -12,10 +12,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from common import random_slices  # noqa: E402
 from train_speed import CONFIGS  # noqa: E402
 
 from mri_cyclegan.config import Config  # noqa: E402
-from mri_cyclegan.data.dataset import SliceSet  # noqa: E402
 from mri_cyclegan.training.trainer import Trainer  # noqa: E402
 
 
@@ -26,8 +26,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=12)
     args = ap.parse_args()
     cfg = Config().replace(**CONFIGS[args.config], **{"train.precision": args.precision, "train.device": "cpu"})
-    s = cfg.data.image_size
-    data = SliceSet(torch.rand(8, 1, s, s) * 2 - 1, [str(i) for i in range(8)])
+    s = cfg.data.train_size
+    data = random_slices(s)
     tr = Trainer(cfg, data, data, "/tmp/mri_cyclegan_profile_run")
     batch = tr.batches.next()
     tr.train_step(*batch)

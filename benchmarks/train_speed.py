@@ -18,10 +18,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, matmul_peak_gflops, write_json  # noqa: E402
+from common import machine, matmul_peak_gflops, random_slices, write_json  # noqa: E402
 
 from mri_cyclegan.config import Config  # noqa: E402
-from mri_cyclegan.data.dataset import SliceSet  # noqa: E402
 from mri_cyclegan.demo import DEMO_OVERRIDES  # noqa: E402
 from mri_cyclegan.training.trainer import Trainer  # noqa: E402
 
@@ -46,8 +45,8 @@ def conv_flops(trainer: Trainer, batch) -> int:
 
 def bench(name: str, precision: str, iters: int, warmup: int, device: str) -> dict:
     cfg = Config().replace(**CONFIGS[name], **{"train.precision": precision, "train.device": device})
-    s = cfg.data.image_size
-    data = SliceSet(torch.rand(8, 1, s, s) * 2 - 1, [str(i) for i in range(8)])
+    s = cfg.data.train_size
+    data = random_slices(s)
     tr = Trainer(cfg, data, data, "/tmp/mri_cyclegan_bench_run")
     batch = tr.batches.next()
     flops = conv_flops(tr, batch)

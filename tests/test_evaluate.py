@@ -139,5 +139,7 @@ def test_evaluate_nifti_volumes(tmp_path):
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())["t1_to_t2"]
     assert m["model"]["n"] == 12  # one score per axial slice
     assert m["model"]["psnr"] > 30 and m["model"]["ssim"] > 0.95  # a linear rescale is undone by the per-volume normalisation
+    assert m["model"]["n_volumes"] == 1 and m["model"]["ssim_3d"] > 0.95 and m["model"]["tp_ratio"] < 0.1  # whole-volume scores
+    assert m["inverse_histogram"]["tp_ratio"] > m["model"]["tp_ratio"] and len(m["per_volume"]) == 1
     nib.save(nib.Nifti1Image(np.ones((36, 30, 5), np.uint8), aff), tmp_path / "mask.nii.gz")
     assert main(args) == 2

@@ -37,11 +37,6 @@ def summarize(per_image: Sequence[dict[str, float]], per_volume: Sequence[dict[s
     return out
 
 
-def score_all(preds: Sequence[np.ndarray], refs: Sequence[np.ndarray], masks: Sequence[np.ndarray | None], normalize: bool = False) -> list[dict[str, float]]:
-    """Metrics per image; ``normalize=True`` re-maps each image's in-mask percentiles to [0, 1] first."""
-    return [score(p, r, m, normalize) for p, r, m in zip(preds, refs, masks)]
-
-
 def to_unit(data: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5)) -> np.ndarray:
     """Map an image's (volume's) own robust intensity window to [0, 1] (the rule for every image scored)."""
     from .data.preprocess import normalize, robust_range
@@ -86,9 +81,12 @@ def score_pair(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray, axis: int = 
 
 
 def orthogonal_views(volume: np.ndarray, mask: np.ndarray) -> list[tuple[str, tuple[slice | int, ...]]]:
-    """Axial, coronal and sagittal slices through the mask's centre of a canonical (RAS) volume, each rotated
-    so that up is anterior (axial) or superior (coronal, sagittal)."""
+    """Axial, coronal and sagittal slices through the mask's centre of a canonical (RAS) volume (the sagittal one
+    off the midline), each rotated so that up is anterior (axial) or superior (coronal, sagittal)."""
     centre = [int(round(c)) for c in np.argwhere(mask).mean(0)] if mask.any() else [s // 2 for s in volume.shape]
+    if mask.any():  # sagittal: a quarter of the way into the left hemisphere, not the midline (all fissure)
+        xs = np.flatnonzero(mask.any((1, 2)))
+        centre[0] = int(round(centre[0] - 0.25 * (centre[0] - xs[0])))
     return [(f"{name} {centre[ax]}", tuple(centre[ax] if i == ax else slice(None) for i in range(3))) for name, ax in AXES.items()][::-1]
 
 

@@ -50,6 +50,7 @@ class Translator:
         self.precision = resolve_precision(precision, self.device)
         self.batch_size = batch_size
         self.max_pixels = max_pixels  # larger slices are translated in overlapping tiles
+        self.average_context = True  # 2.5D: mean of the K predictions of each slice (measured better than the centre alone)
         self.model = model.to(self.device).eval()
         self.onnx_sessions: dict[str, object] = {}
 
@@ -82,13 +83,23 @@ class Translator:
 
     @torch.inference_mode()
     def translate_stack(self, stack: np.ndarray, direction: str) -> np.ndarray:
-        """(D, h, w) model-space slices of one file -> (D, h, w) translated slices, each from its K-slice window."""
+        """(D, h, w) model-space slices of one file -> (D, h, w) translated slices. With K > 1 context slices,
+        slice z is the mean of the K predictions of slice z made by the windows centred on z - r .. z + r (inside
+        the stack), or with ``average_context = False`` the centre channel of its own window."""
         direction = normalize_direction(direction)
         windows = context_windows(torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32)), self.context)
-        c = self.context // 2
-        out = [apply_whole(lambda t: self._forward(t, direction), chunk, self.model.size_multiple, self.max_pixels)[:, c]
-               for chunk in windows.split(self.batch_size)]
-        return torch.cat(out, 0).numpy()
+        preds = torch.cat([apply_whole(lambda t: self._forward(t, direction), chunk, self.model.size_multiple, self.max_pixels)
+                           for chunk in windows.split(self.batch_size)], 0)  # (D, K, h, w)
+        r = self.context // 2
+        if not (self.average_context and r):
+            return preds[:, r].numpy()
+        d = preds.shape[0]
+        acc, count = torch.zeros_like(preds[:, 0]), torch.zeros(d)
+        for j in range(-r, r + 1):  # window centred on z + j holds slice z in channel r - j
+            lo, hi = max(0, -j), min(d, d - j)
+            acc[lo:hi] += preds[lo + j : hi + j, r - j]
+            count[lo:hi] += 1
+        return (acc / count[:, None, None]).numpy()
 
     def translate(self, volume: Volume, direction: str) -> np.ndarray:
         """A volume or 2D image (raw intensities) -> translated data on its own grid and intensity scale."""

@@ -37,13 +37,3 @@ def random_flip_affine(
     ).to(x)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
-
-
-def random_crop(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
-    """One random size x size crop per image."""
-    n, _, h, w = x.shape
-    if size >= h and size >= w:
-        return x
-    ys = torch.randint(0, h - size + 1, (n,), generator=generator)
-    xs = torch.randint(0, w - size + 1, (n,), generator=generator)
-    return torch.stack([x[i, :, y : y + size, xx : xx + size] for i, (y, xx) in enumerate(zip(ys.tolist(), xs.tolist()))])

@@ -92,24 +92,6 @@ def foreground_fraction(x: np.ndarray, threshold: float = -0.9) -> float:
     return float((x > threshold).mean())
 
 
-def resample_volume(data: np.ndarray, spacing: tuple[float, ...], target: float, order: int = 1) -> np.ndarray:
-    """Resample to isotropic ``target`` spacing (mm) with spline ``order``."""
-    from scipy import ndimage
-
-    zoom = [s / target for s in spacing]
-    return ndimage.zoom(data, zoom, order=order).astype(np.float32)
-
-
-def resample_to_shape(data: np.ndarray, shape: tuple[int, ...], order: int = 1) -> np.ndarray:
-    from scipy import ndimage
-
-    zoom = [n / s for n, s in zip(shape, data.shape)]
-    out = ndimage.zoom(data, zoom, order=order)
-    pad = [(0, max(0, n - s)) for n, s in zip(shape, out.shape)]
-    out = np.pad(out, pad, mode="edge")[tuple(slice(0, n) for n in shape)]
-    return out.astype(np.float32)
-
-
 def n4_correct(data: np.ndarray, spacing: tuple[float, ...] = (1.0, 1.0, 1.0), shrink: int = 2) -> np.ndarray:
     """N4 bias-field correction (SimpleITK), in a foreground mask from Otsu; returns the corrected volume."""
     try:
