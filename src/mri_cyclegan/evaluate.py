@@ -120,7 +120,7 @@ def match_pairs(pred_files: Sequence[Path], ref_files: Sequence[Path]) -> list[t
 # ---------------------------------------------------------------------------- files
 def load_canonical(path: Path):
     """Raw data of an image (2D) or volume (3D, in canonical RAS order) and the file's Volume."""
-    from .data.dataset import read_any
+    from .io import read_any
     from .io.nifti import to_canonical
 
     vol = read_any(path)
@@ -198,6 +198,7 @@ def evaluate_paths(pred: str | Path, ref: str | Path, out: str | Path, mask: str
     from .data.preprocess import Preprocessor
     from .errors import InputError
     from .io import list_inputs
+    from .io.nifti import to_canonical
     from .metrics import foreground_mask
     from .report import write_report
 
@@ -243,7 +244,7 @@ def evaluate_paths(pred: str | Path, ref: str | Path, out: str | Path, mask: str
             inp_unit = to_unit(idata)
             ev.add(p.name, "identity", score_pair(inp_unit, rd_unit, m, ax))
             base = baseline_translation(ivol, lut, pre)
-            base = base if base.ndim == 2 else _canonical_like(base, ivol.affine)
+            base = base if base.ndim == 2 else to_canonical(base, ivol.affine)
             ev.add(p.name, "inverse_histogram", score_pair(to_unit(base), rd_unit, m, ax))
         ev.add_examples(p.name, pred_unit, rd_unit, m, inp_unit)
     if not usable:
@@ -251,12 +252,6 @@ def evaluate_paths(pred: str | Path, ref: str | Path, out: str | Path, mask: str
     res = ev.result()
     write_report(out, [res], notes=notes, run_dir=_run_dir(model))
     return res.summaries
-
-
-def _canonical_like(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    from .io.nifti import to_canonical
-
-    return to_canonical(data, affine)
 
 
 def _model_info(model: str | Path, direction: str):

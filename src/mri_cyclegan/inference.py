@@ -16,10 +16,9 @@ import numpy as np
 import torch
 
 from .config import Config
-from .data.dataset import read_any
 from .data.patches import apply_whole
 from .data.preprocess import Preprocessor, context_windows
-from .io import is_nifti, list_inputs, read_image, write_image, write_nifti
+from .io import is_nifti, list_inputs, read_any, read_image, write_image, write_nifti
 from .io.volume import Volume
 from .models import CycleGAN
 from .runtime import autocast, resolve_device, resolve_precision

@@ -13,21 +13,13 @@ import numpy as np
 import torch
 
 from ..config import DataConfig
-from ..io import is_nifti, list_inputs, read_image, read_nifti
+from ..io import is_nifti, list_inputs, read_any
 from ..io.volume import Volume
 from .augment import random_flip_affine
 from .patches import foreground_patches
 from .preprocess import Preprocessor, context_windows, foreground_fraction
 
 log = logging.getLogger(__name__)
-
-
-def read_any(path: Path) -> Volume:
-    """An image (2D Volume with identity affine) or a NIfTI volume."""
-    if is_nifti(path):
-        return read_nifti(path)
-    arr, _ = read_image(path)
-    return Volume(arr, path=path)
 
 
 @dataclass
@@ -80,13 +72,17 @@ class SliceSet:
         return (max(s.data.shape[1] for s in self.stacks), max(s.data.shape[2] for s in self.stacks))
 
 
+def usable_slices(stack: np.ndarray, min_foreground: float, candidates: list[int] | None = None) -> list[int]:
+    """Slices of a model-space stack with at least ``min_foreground`` tissue (a 2D image is always usable)."""
+    if stack.shape[0] == 1:
+        return [0]
+    ks = range(stack.shape[0]) if candidates is None else candidates
+    return [k for k in ks if foreground_fraction(stack[k]) >= max(min_foreground, 1e-6)]
+
+
 def _load_file(path: Path, pre: Preprocessor, min_foreground: float) -> Stack:
     stack, _ = pre.forward(read_any(path))
-    if stack.shape[0] == 1:  # a 2D image is always used
-        usable = [0]
-    else:
-        usable = [k for k in range(stack.shape[0]) if foreground_fraction(stack[k]) >= max(min_foreground, 1e-6)]
-    return Stack(path.name, torch.from_numpy(stack).half(), usable)
+    return Stack(path.name, torch.from_numpy(stack).half(), usable_slices(stack, min_foreground))
 
 
 def median_plane_spacing(files: list[Path], cfg: DataConfig) -> float:
@@ -182,4 +178,4 @@ class UnpairedBatches:
         self.generator.set_state(state["generator"])
 
 
-__all__ = ["SliceSet", "Stack", "UnpairedBatches", "context_windows", "load_domain", "median_plane_spacing", "read_any"]
+__all__ = ["SliceSet", "Stack", "UnpairedBatches", "context_windows", "load_domain", "median_plane_spacing", "usable_slices"]

@@ -14,8 +14,8 @@ import torch
 
 from ..config import DataConfig
 from ..io.volume import Volume
-from .dataset import SliceSet, Stack
-from .preprocess import Preprocessor, foreground_fraction
+from .dataset import SliceSet, Stack, usable_slices
+from .preprocess import Preprocessor
 
 
 @dataclass
@@ -83,6 +83,6 @@ def demo_split(cfg: DataConfig, volumes: DemoVolumes | None = None) -> DemoSplit
     for key in ("t1", "t2"):
         vols[key] = Volume(getattr(v, key), v.affine)
         stack, _ = pre.forward(vols[key])
-        usable = [z for z in train_z if foreground_fraction(stack[z]) >= max(cfg.min_foreground, 1e-6)]
+        usable = usable_slices(stack, cfg.min_foreground, train_z)
         sets[key] = SliceSet([Stack(f"icbm2009c_{key}", torch.from_numpy(stack).half(), usable)], cfg.context_slices)
     return DemoSplit(vols["t1"], vols["t2"], v.mask, sets["t1"], sets["t2"], train_z, test_z)
