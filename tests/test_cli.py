@@ -66,6 +66,9 @@ def test_train_on_nifti_volumes(nifti_pair, tmp_path):
     out = tmp_path / "run"
     assert main(["train", "--t1", str(nifti_pair[0]), "--t2", str(nifti_pair[1]), "--out", str(out), "--quiet", "--axis", "axial", *TRAIN_FLAGS]) == 0
     assert (out / "checkpoints" / "last.safetensors").is_file()
+    cfg = json.loads((out / "config.json").read_text())["data"]
+    assert cfg["spacing"] == 1.1  # the fingerprint: median in-plane spacing of the 1.0 x 1.2 mm axial slices, recorded
+    assert "target in-plane spacing 1.1 mm" in (out / "train.log").read_text()
 
 
 def _err(capsys):

@@ -93,18 +93,16 @@ def resolve_train_config(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from .data.dataset import load_domain
+    from .data.dataset import load_domain, with_data_fingerprint
     from .training.trainer import Trainer
 
-    from .data.dataset import with_data_fingerprint
-
     cfg = resolve_train_config(args)
-    if not args.resume:
-        cfg = with_data_fingerprint(cfg, args.t1, args.t2)
     run_dir = Path(args.out)
     handler = _add_file_log(run_dir / "train.log")
     try:
         with logging_redirect_tqdm():
+            if not args.resume:  # derive what was left at 'auto' (the target spacing) and record it in the config
+                cfg = with_data_fingerprint(cfg, args.t1, args.t2)
             t1 = load_domain(args.t1, cfg.data, "T1 input")
             t2 = load_domain(args.t2, cfg.data, "T2 input")
             trainer = Trainer(cfg, t1, t2, run_dir)
