@@ -108,5 +108,8 @@ def run_demo(out: str | Path, minutes: float = 10.0, progress: bool = True, devi
         if m["psnr"] <= b["psnr"] or m["ssim"] <= b["ssim"]:
             notes.append(f"WARNING: {r.direction.replace('_', ' ')}: the model does not beat inverse histogram matching in both "
                          "PSNR and SSIM on the held-out slabs.")
+    for n in notes:
+        if n.startswith("WARNING"):
+            log.warning(n.removeprefix("WARNING: "))
     write_report(out, results, title="mri-cyclegan demo: ICBM 2009c held-out slabs", notes=notes, run_dir=run_dir, extra=extra)
     return json.loads((out / "metrics.json").read_text())
