@@ -50,13 +50,13 @@ def score_demo(translator, split, luts: dict[str, np.ndarray], out: Path | None 
     for direction, src, ref in (("t1_to_t2", split.t1, split.t2), ("t2_to_t1", split.t2, split.t1)):
         pred = translator.translate(src, direction)
         base = baseline_translation(src, luts[direction], translator.preprocessor)
-        ref_unit, pred_unit = to_unit(ref.data), to_unit(pred)
+        ref_unit, pred_unit, src_unit = to_unit(ref.data), to_unit(pred), to_unit(src.data)
         ev = EvaluationSet(direction, n_examples=3)
         name = f"icbm2009c {direction.replace('_', ' ')}"
         ev.add(name, "model", score_pair(pred_unit, ref_unit, mask))
         ev.add(name, "inverse_histogram", score_pair(to_unit(base), ref_unit, mask))
-        ev.add(name, "identity", score_pair(to_unit(src.data), ref_unit, mask))
-        ev.add_examples("", pred_unit, ref_unit, split.mask, to_unit(src.data))
+        ev.add(name, "identity", score_pair(src_unit, ref_unit, mask))
+        ev.add_examples("", pred_unit, ref_unit, split.mask, src_unit)
         results.append(ev.result())
         if out is not None:
             write_nifti(out / f"fake_{direction.split('_')[-1]}.nii.gz", pred, src.affine)
@@ -100,16 +100,17 @@ def run_demo(out: str | Path, minutes: float = 10.0, progress: bool = True, devi
         "Metrics at native resolution (1 mm) inside the brain mask of the test slabs. " + PROTOCOL,
         f"Trained {trainer.step} iterations in {train_seconds:.0f} s of a {minutes:g}-minute budget on {trainer.device} ({trainer.precision}).",
     ]
+    warnings = []
     if trainer.step < MIN_ITERATIONS:
-        notes.append(f"WARNING: only {trainer.step} iterations (< {MIN_ITERATIONS}): this model is barely trained and its scores "
-                     "say little; give the demo more --minutes or a faster machine.")
+        warnings.append(f"only {trainer.step} iterations (< {MIN_ITERATIONS}): this model is barely trained and its scores "
+                        "say little; give the demo more --minutes or a faster machine.")
     for r in results:
         m, b = r.summaries["model"], r.summaries["inverse_histogram"]
         if m["psnr"] <= b["psnr"] or m["ssim"] <= b["ssim"]:
-            notes.append(f"WARNING: {r.direction.replace('_', ' ')}: the model does not beat inverse histogram matching in both "
-                         "PSNR and SSIM on the held-out slabs.")
-    for n in notes:
-        if n.startswith("WARNING"):
-            log.warning(n.removeprefix("WARNING: "))
+            warnings.append(f"{r.direction.replace('_', ' ')}: the model does not beat inverse histogram matching in both "
+                            "PSNR and SSIM on the held-out slabs.")
+    for w in warnings:
+        log.warning(w)
+    notes += [f"WARNING: {w}" for w in warnings]
     write_report(out, results, title="mri-cyclegan demo: ICBM 2009c held-out slabs", notes=notes, run_dir=run_dir, extra=extra)
     return json.loads((out / "metrics.json").read_text())

@@ -15,11 +15,11 @@ from typing import Sequence
 
 import numpy as np
 
+from .io.nifti import AXES
 from .metrics import score
 
 METRICS = ("psnr", "ssim", "mae")
 VOLUME_METRICS = ("psnr_3d", "ssim_3d", "mae_3d", "tp_error", "tp_ratio")
-AXES = {"sagittal": 0, "coronal": 1, "axial": 2}  # canonical RAS axes (as io.nifti.AXES)
 
 
 def summarize(per_image: Sequence[dict[str, float]], per_volume: Sequence[dict[str, float]] = ()) -> dict[str, float]:

@@ -45,10 +45,6 @@ class SliceSet:
     def __len__(self) -> int:
         return len(self.index)
 
-    @property
-    def names(self) -> list[str]:
-        return [f"{self.stacks[i].name}:{z}" if self.stacks[i].data.shape[0] > 1 else self.stacks[i].name for i, z in self.index]
-
     def window(self, i: int) -> torch.Tensor:
         """Usable slice ``i`` with its context: (K, h, w) float32."""
         s, z = self.index[i]
@@ -120,12 +116,12 @@ def with_data_fingerprint(config, *paths: str | Path):
     return config
 
 
-def load_domain(path: str | Path, cfg: DataConfig, what: str = "input", target_spacing: float | None = None) -> SliceSet:
+def load_domain(path: str | Path, cfg: DataConfig, what: str = "input") -> SliceSet:
     """Read every image/volume under ``path`` (in parallel) into one in-memory SliceSet in model space."""
     from ..errors import InputError
 
     files = list_inputs(path, what)
-    pre = Preprocessor(cfg, target_spacing)
+    pre = Preprocessor(cfg)
     workers = min(len(files), os.cpu_count() or 1, 8)
     with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
         stacks = list(pool.map(lambda f: _load_file(f, pre, cfg.min_foreground), files))

@@ -155,8 +155,6 @@ class Preprocessor:
     # -- geometry of one slice plane
     def _model_shape(self, plane: tuple[int, int], plane_spacing: tuple[float, float] | None) -> tuple[int, int]:
         h, w = plane
-        if self.cfg.image_size:
-            return (self.cfg.image_size, self.cfg.image_size)
         if plane_spacing is None:  # 2D image: pixel grid, optionally scaled
             f = (self.cfg.image_scale, self.cfg.image_scale)
         elif self.target_spacing:
