@@ -143,3 +143,23 @@ def test_evaluate_nifti_volumes(tmp_path):
     assert m["inverse_histogram"]["tp_ratio"] > m["model"]["tp_ratio"] and len(m["per_volume"]) == 1
     nib.save(nib.Nifti1Image(np.ones((36, 30, 5), np.uint8), aff), tmp_path / "mask.nii.gz")
     assert main(args) == 2
+
+
+def test_score_pair_crop_is_exact():
+    """Scoring crops volumes to the mask's box plus the SSIM radius; the scores must equal whole-volume ones."""
+    from mri_cyclegan.evaluate import score_pair
+    from mri_cyclegan.metrics import score, through_plane
+
+    rng = np.random.default_rng(0)
+    ref = rng.random((40, 36, 30))
+    pred = np.clip(ref + rng.normal(0, 0.1, ref.shape), 0, 1)
+    mask = np.zeros(ref.shape, bool)
+    mask[12:25, 10:22, 8:20] = True
+    s = score_pair(pred, ref, mask, axis=2)
+    whole = score(pred, ref, mask)
+    for k in ("psnr", "ssim", "mae"):
+        assert abs(s.volume[f"{k}_3d"] - whole[k]) < 1e-10, k
+    assert abs(s.volume["tp_ratio"] - through_plane(pred, ref, 2, mask)["tp_ratio"]) < 1e-10
+    assert [r["slice"] for r in s.slices] == list(range(8, 20))
+    k = 10
+    assert abs(s.slices[2]["ssim"] - score(pred[:, :, k], ref[:, :, k], mask[:, :, k])["ssim"]) < 1e-10
