@@ -167,7 +167,7 @@ class EvaluationSet:
             self.examples.append(Example(name, src, pred, ref, mask))
             return
         for label, idx in orthogonal_views(pred, mask):
-            self.examples.append(Example(f"{name} {label}", view(src, idx), view(pred, idx), view(ref, idx), view(mask, idx)))
+            self.examples.append(Example(f"{name} {label}".strip(), view(src, idx), view(pred, idx), view(ref, idx), view(mask, idx)))
 
     def result(self):
         from .report import DirectionResult
