@@ -22,7 +22,7 @@ TINY = {
     "model.n_blocks": 1,
     "model.ndf": 8,
     "train.batch_size": 2,
-    "train.epochs": 1,
+    "train.epochs": 2,
     "train.epochs_decay": 1,
     "train.iters_per_epoch": 2,
     "train.n_samples": 2,

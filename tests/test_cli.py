@@ -34,7 +34,7 @@ def test_resume_extends_training(image_folders, tmp_path):
     run = tmp_path / "run"
     base = ["train", "--t1", str(image_folders[0]), "--t2", str(image_folders[1]), "--out", str(run), "--quiet"]
     assert main([*base, *TRAIN_FLAGS]) == 0
-    flags = [f if f != "0" or prev != "--epochs-decay" else "1" for prev, f in zip([""] + TRAIN_FLAGS, TRAIN_FLAGS)]
+    flags = [f if prev != "--epochs" else "2" for prev, f in zip([""] + TRAIN_FLAGS, TRAIN_FLAGS)]  # 2 epochs in total
     assert main([*base, "--resume", *flags]) == 0
     assert len((run / "losses.csv").read_text().splitlines()) == 5
 

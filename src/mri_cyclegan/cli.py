@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -25,8 +26,9 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "minutes": ("train.minutes", float, "train for this wall-clock budget instead of a number of epochs; the LR schedule "
                 "follows elapsed time"),
     "batch_size": ("train.batch_size", int, "images per domain per iteration (default 4; reference 1)"),
-    "epochs": ("train.epochs", int, "epochs at the initial learning rate (default 10; reference 100)"),
-    "epochs_decay": ("train.epochs_decay", int, "epochs of linear learning-rate decay to zero (default 10; reference 100)"),
+    "epochs": ("train.epochs", int, "total number of epochs (default 20; reference 200)"),
+    "epochs_decay": ("train.epochs_decay", int, "the last N of --epochs decay the learning rate linearly to zero "
+                     "(default: half of --epochs, as the reference's 100 + 100)"),
     "iters_per_epoch": ("train.iters_per_epoch", int, "iterations per epoch (0 = max(#T1, #T2) / batch size)"),
     "lr": ("train.lr", float, "Adam learning rate (default 2e-4)"),
     "generator": ("model.generator", str, "generator architecture: resnet or unet (default resnet)"),
@@ -48,11 +50,40 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    """Console logging of the package: INFO, or WARNING and above with --quiet. The level sits on the console
+    handler, so a run's log file still gets INFO."""
+    logger = logging.getLogger("mri_cyclegan")
+    for h in [h for h in logger.handlers if getattr(h, "mri_cyclegan_console", False)]:
+        logger.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.mri_cyclegan_console = True  # type: ignore[attr-defined]
+    handler.setLevel(logging.INFO if verbose else logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+@contextlib.contextmanager
+def _progress_logging(progress: bool):
+    """Log lines go above the progress bar instead of through it (keeping the console level)."""
+    if not progress:
+        yield
+        return
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    logger = logging.getLogger("mri_cyclegan")
+    level = next((h.level for h in logger.handlers if getattr(h, "mri_cyclegan_console", False)), logging.INFO)
+    with logging_redirect_tqdm(loggers=[logger]):
+        for h in logger.handlers:
+            if type(h).__name__ == "_TqdmLoggingHandler":
+                h.setLevel(level)
+        yield
 
 
 def _add_file_log(path: Path) -> logging.Handler:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from .io.atomic import ensure_parent
+
+    ensure_parent(path)
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
@@ -81,26 +112,46 @@ def resolve_train_config(args: argparse.Namespace):
 
         from .config import Config
 
-        base = Config.from_dict(json.loads(run_cfg.read_text()))
+        try:
+            base = Config.from_dict(json.loads(run_cfg.read_text()))
+        except (ValueError, OSError) as e:
+            raise InputError(f"--resume: cannot read {run_cfg}: {e}") from None
         changed = [k for k, v in overrides.items() if not k.startswith("train.") and base.replace(**{k: v}) != base]
         if changed:
             raise InputError(f"--resume: {', '.join(changed)} differ from the run in {args.out}; resume with the same settings or use a new --out")
+        if args.config:
+            conflicts = _config_conflicts(load_config(args.config), base)
+            if conflicts:
+                raise InputError(f"--resume: --config {args.config} differs from the run's config.json in {', '.join(conflicts)}; "
+                                 "resume without --config (train settings such as --epochs can be changed with flags) or use a new --out")
     else:
         base = load_config(args.config)
     return base.replace(**overrides)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from tqdm.contrib.logging import logging_redirect_tqdm
+def _config_conflicts(file_cfg, run_cfg) -> list[str]:
+    """Keys where a config file disagrees with a run's resolved config (values the file leaves at 'auto' are fine)."""
+    a, b = file_cfg.to_dict(), run_cfg.to_dict()
+    auto = {"data.spacing": 0.0, "data.patch_size": None}
+    out = []
+    for section, values in a.items():
+        for key, value in values.items():
+            name = f"{section}.{key}"
+            if value != b[section][key] and not (name in auto and value == auto[name]):
+                out.append(name)
+    return out
 
+
+def cmd_train(args: argparse.Namespace) -> int:
     from .data.dataset import load_domain, with_data_fingerprint
+    from .training.run_folder import prepare_run_folder
     from .training.trainer import Trainer
 
     cfg = resolve_train_config(args)
-    run_dir = Path(args.out)
+    run_dir = prepare_run_folder(args.out, resume=args.resume, overwrite=args.overwrite)
     handler = _add_file_log(run_dir / "train.log")
     try:
-        with logging_redirect_tqdm():
+        with _progress_logging(not args.quiet):
             if not args.resume:  # derive what was left at 'auto' (the target spacing) and record it in the config
                 cfg = with_data_fingerprint(cfg, args.t1, args.t2)
             t1 = load_domain(args.t1, cfg.data, "T1 input")
@@ -121,8 +172,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
     translator = Translator.from_checkpoint(args.model, device=args.device, precision=args.precision, batch_size=args.batch_size)
     if args.onnx:
         translator.use_onnx(direction, args.onnx)
-    written = translate_path(translator, args.input, args.output, direction, progress=not args.quiet)
-    print(f"wrote {len(written)} file(s) to {args.output}")
+    written = translate_path(translator, args.input, args.output, direction, progress=not args.quiet, overwrite=args.overwrite)
+    print(f"wrote {written[0]}" if len(written) == 1 else f"wrote {len(written)} files to {args.output}")
     return EXIT_OK
 
 
@@ -152,13 +203,13 @@ def _table(results: dict[str, dict[str, dict[str, float]]]) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
     from .demo import run_demo
+    from .training.run_folder import prepare_run_folder
 
+    prepare_run_folder(Path(args.out) / "run", resume=False, overwrite=args.overwrite)
     handler = _add_file_log(Path(args.out) / "demo.log")
     try:
-        with logging_redirect_tqdm():
+        with _progress_logging(not args.quiet):
             metrics = run_demo(args.out, minutes=args.minutes, progress=not args.quiet, device=args.device, seed=args.seed,
                                context_slices=args.context_slices)
     finally:
@@ -199,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument(_flag(flag), type=typ, default=None, help=help_)
     t.add_argument("--n4", action="store_true", help="N4 bias-field correction of volumes (needs SimpleITK)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.safetensors")
+    t.add_argument("--overwrite", action="store_true", help="replace a previous run in --out (without it, an existing run is never touched)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
@@ -210,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"], help="default fp32")
     tr.add_argument("--batch-size", type=int, default=16, help="slices per forward pass (default 16)")
     tr.add_argument("--onnx", help="run the generator through onnxruntime with this file from 'mri-cyclegan export'")
+    tr.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.add_argument("input", help="image, folder, NIfTI volume or folder of volumes")
     tr.add_argument("output", help="output file (single input) or folder")
@@ -236,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     d.add_argument("--context-slices", type=int, default=1, help="2.5D: K neighbouring slices as input (odd; default 1 = 2D)")
+    d.add_argument("--overwrite", action="store_true", help="replace a previous demo in --out")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_demo)
 
@@ -255,9 +309,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (InputError, TrainingDivergedError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
+    except InputError as e:  # bad input: one line, exit 2. Anything else is a bug in mri-cyclegan: a traceback, exit 1
         print(f"mri-cyclegan {args.command}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except TrainingDivergedError as e:
+        print(f"mri-cyclegan {args.command}: training diverged: {e}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint is intact", file=sys.stderr)
         return 130

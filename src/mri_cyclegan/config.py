@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import types
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from .errors import InputError
 
@@ -27,12 +29,47 @@ Device = Literal["auto", "cpu", "cuda"]
 def _check_choice(name: str, value: Any, literal: Any) -> None:
     choices = get_args(literal)
     if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+        raise InputError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
 
 
 def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
     if allow_zero and value < 0 or not allow_zero and value <= 0:
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}; got {value!r}")
+        raise InputError(f"{name} must be {'>= 0' if allow_zero else '> 0'}; got {value!r}")
+
+
+def _check_range(name: str, value: float, lo: float, hi: float) -> None:
+    if not lo <= value <= hi:
+        raise InputError(f"{name} must be in {lo:g}..{hi:g}; got {value!r}")
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin = get_origin(hint)
+    if origin is Literal:
+        return value in get_args(hint)
+    if origin in (Union, types.UnionType):
+        return any(_matches(value, h) for h in get_args(hint))
+    if origin is tuple:
+        args = get_args(hint)
+        return isinstance(value, tuple) and len(value) == len(args) and all(_matches(v, h) for v, h in zip(value, args))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, hint)
+
+
+def _check_types(obj: Any) -> None:
+    """Every field holds a value of its annotated type (an int is not 32.0, a flag is not "yes")."""
+    section = type(obj).__name__.removesuffix("Config").lower()
+    for name, hint in get_type_hints(type(obj)).items():
+        value = getattr(obj, name)
+        if not _matches(value, hint):
+            want = " or ".join(map(str, get_args(hint))) if get_origin(hint) is Literal else getattr(hint, "__name__", str(hint))
+            raise InputError(f"{section}.{name} must be {want}; got {value!r} ({type(value).__name__})")
 
 
 DEFAULT_PATCH = 96  # a demo iteration at 96² patches costs what one at the old 96² whole images did
@@ -55,23 +92,24 @@ class DataConfig:
     translate: float = 0.03  # random affine: translation range (fraction of size)
 
     def __post_init__(self) -> None:
+        _check_types(self)
         if self.image_size and not 16 <= self.image_size <= 4096:
-            raise ValueError(f"image_size must be 0 (native resolution) or in 16..4096; got {self.image_size}")
+            raise InputError(f"image_size must be 0 (native resolution) or in 16..4096; got {self.image_size}")
         if self.patch_size is not None and self.patch_size and not 16 <= self.patch_size <= 4096:
-            raise ValueError(f"patch_size must be 0 (whole slices) or in 16..4096; got {self.patch_size}")
+            raise InputError(f"patch_size must be 0 (whole slices) or in 16..4096; got {self.patch_size}")
         if self.patch_size and self.image_size and self.patch_size > self.image_size:
-            raise ValueError(f"patch_size {self.patch_size} is larger than image_size {self.image_size}")
+            raise InputError(f"patch_size {self.patch_size} is larger than image_size {self.image_size}")
         _check_choice("axis", self.axis, Axis)
         _check_positive("spacing", self.spacing, allow_zero=True)
         if not 0.05 <= self.image_scale <= 4:
-            raise ValueError(f"image_scale must be in [0.05, 4]; got {self.image_scale}")
+            raise InputError(f"image_scale must be in [0.05, 4]; got {self.image_scale}")
         if not (1 <= self.context_slices <= 15 and self.context_slices % 2 == 1):
-            raise ValueError(f"context_slices must be odd, 1..15; got {self.context_slices}")
+            raise InputError(f"context_slices must be odd, 1..15; got {self.context_slices}")
         lo, hi = self.percentiles
         if not 0 <= lo < hi <= 100:
-            raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100; got {self.percentiles}")
+            raise InputError(f"percentiles must satisfy 0 <= low < high <= 100; got {self.percentiles}")
         if not 0 <= self.min_foreground < 1:
-            raise ValueError(f"min_foreground must be in [0, 1); got {self.min_foreground}")
+            raise InputError(f"min_foreground must be in [0, 1); got {self.min_foreground}")
         for name in ("rotate_deg", "scale", "translate"):
             _check_positive(name, getattr(self, name), allow_zero=True)
 
@@ -99,13 +137,16 @@ class ModelConfig:
     prior: Prior = "inverse_histogram"  # generator output = prior(x) + residual; "none" = plain CycleGAN
 
     def __post_init__(self) -> None:
+        _check_types(self)
         _check_choice("generator", self.generator, GeneratorName)
         _check_choice("prior", self.prior, Prior)
-        for name in ("ngf", "ndf", "n_layers_d"):
-            _check_positive(name, getattr(self, name))
-        _check_positive("n_blocks", self.n_blocks, allow_zero=True)
+        # bounds keep a typo (or a hostile checkpoint) from allocating hundreds of GB or running for days
+        _check_range("ngf", self.ngf, 1, 1024)
+        _check_range("ndf", self.ndf, 1, 1024)
+        _check_range("n_layers_d", self.n_layers_d, 1, 8)
+        _check_range("n_blocks", self.n_blocks, 0, 64)
         if not 0 <= self.unet_downs <= 10:
-            raise ValueError(f"unet_downs must be in 0..10 (0 = automatic); got {self.unet_downs}")
+            raise InputError(f"unet_downs must be in 0..10 (0 = automatic); got {self.unet_downs}")
 
     def size_multiple(self, train_size: int) -> int:
         """Input sides must be a multiple of this for the generator."""
@@ -127,8 +168,8 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     batch_size: int = 4
-    epochs: int = 10  # epochs at the initial learning rate
-    epochs_decay: int = 10  # epochs of linear decay to zero
+    epochs: int = 20  # total epochs (as the seeds' users mean it)
+    epochs_decay: int | None = None  # the last N of them decay the LR linearly to zero; None = the second half (as the reference's 100 + 100)
     iters_per_epoch: int = 0  # 0 = max(#T1, #T2) / batch_size, as the reference
     lr: float = 2e-4
     beta1: float = 0.5
@@ -146,28 +187,37 @@ class TrainConfig:
     minutes: float = 0.0  # > 0: train for this wall-clock budget; the LR schedule follows elapsed time
 
     def __post_init__(self) -> None:
-        _check_positive("batch_size", self.batch_size)
-        _check_positive("epochs", self.epochs, allow_zero=True)
-        _check_positive("epochs_decay", self.epochs_decay, allow_zero=True)
-        if self.epochs + self.epochs_decay < 1:
-            raise ValueError("epochs + epochs_decay must be >= 1")
-        _check_positive("iters_per_epoch", self.iters_per_epoch, allow_zero=True)
+        _check_types(self)
+        _check_range("batch_size", self.batch_size, 1, 4096)
+        _check_range("epochs", self.epochs, 1, 100_000)
+        if self.epochs_decay is not None:
+            _check_range("epochs_decay", self.epochs_decay, 0, self.epochs)
+        _check_range("iters_per_epoch", self.iters_per_epoch, 0, 10_000_000)
         _check_positive("lr", self.lr)
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
-            raise ValueError("beta1 and beta2 must be in [0, 1)")
+            raise InputError("beta1 and beta2 must be in [0, 1)")
         _check_choice("gan_loss", self.gan_loss, GanLoss)
         _check_positive("lambda_cycle", self.lambda_cycle, allow_zero=True)
         _check_positive("lambda_identity", self.lambda_identity, allow_zero=True)
-        _check_positive("pool_size", self.pool_size, allow_zero=True)
+        _check_range("pool_size", self.pool_size, 0, 100_000)
         _check_positive("save_every", self.save_every, allow_zero=True)
         _check_choice("device", self.device, Device)
         _check_choice("precision", self.precision, Precision)
-        _check_positive("n_samples", self.n_samples, allow_zero=True)
+        _check_range("n_samples", self.n_samples, 0, 64)
         _check_positive("minutes", self.minutes, allow_zero=True)
 
     @property
     def total_epochs(self) -> int:
-        return self.epochs + self.epochs_decay
+        return self.epochs
+
+    @property
+    def decay_epochs(self) -> int:
+        """Epochs of linear LR decay at the end (the second half unless ``epochs_decay`` says otherwise)."""
+        return self.epochs // 2 if self.epochs_decay is None else self.epochs_decay
+
+    @property
+    def constant_epochs(self) -> int:
+        return self.epochs - self.decay_epochs
 
 
 @dataclass(frozen=True)
@@ -180,12 +230,12 @@ class Config:
         size, mult = self.data.train_size, self.model.size_multiple(self.data.train_size)
         if size and size % mult:
             flag = "--patch-size" if self.data.patch else "--image-size"
-            raise ValueError(
+            raise InputError(
                 f"training size {size} cannot be handled by the {self.model.generator} generator: "
                 f"it must be a multiple of {mult}; use e.g. {flag} {max(mult, size - size % mult)}"
             )
         if self.data.image_size and self.data.image_size % mult:
-            raise ValueError(f"image_size {self.data.image_size} must be a multiple of {mult} for the {self.model.generator} generator")
+            raise InputError(f"image_size {self.data.image_size} must be a multiple of {mult} for the {self.model.generator} generator")
 
     @classmethod
     def reference(cls) -> Config:
@@ -193,7 +243,7 @@ class Config:
         return cls(
             DataConfig(image_size=256),
             ModelConfig(ngf=64, n_blocks=9, prior="none"),
-            TrainConfig(batch_size=1, epochs=100, epochs_decay=100, lambda_identity=0.5),
+            TrainConfig(batch_size=1, epochs=200, epochs_decay=100, lambda_identity=0.5),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -204,18 +254,23 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:
+        if not isinstance(d, dict):
+            raise InputError("a config must be a mapping with sections data/model/train")
         sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
         unknown = set(d) - set(sections)
         if unknown:
-            raise ValueError(f"unknown config section(s): {', '.join(sorted(unknown))}")
+            raise InputError(f"unknown config section(s): {', '.join(sorted(unknown))}")
         parts = {}
         for name, klass in sections.items():
-            values = dict(d.get(name) or {})
+            values = d.get(name) or {}
+            if not isinstance(values, dict):
+                raise InputError(f"config section [{name}] must be a mapping of keys to values")
+            values = dict(values)
             known = {f.name for f in fields(klass)}
             bad = set(values) - known
             if bad:
-                raise ValueError(f"unknown key(s) in [{name}]: {', '.join(sorted(bad))}")
-            if "percentiles" in values:
+                raise InputError(f"unknown key(s) in [{name}]: {', '.join(sorted(bad))}")
+            if isinstance(values.get("percentiles"), list):
                 values["percentiles"] = tuple(values["percentiles"])
             parts[name] = klass(**values)
         return cls(**parts)
@@ -226,7 +281,7 @@ class Config:
         for key, value in overrides.items():
             section, _, name = key.partition(".")
             if section not in d or name not in d[section]:
-                raise ValueError(f"unknown config key {key!r}")
+                raise InputError(f"unknown config key {key!r}")
             d[section][name] = value
         return Config.from_dict(d)
 
@@ -242,8 +297,6 @@ def load_config(path: str | Path | None) -> Config:
         raise InputError(f"config file not found: {p}; pass an existing YAML file to --config")
     try:
         d = yaml.safe_load(p.read_text()) or {}
-        if not isinstance(d, dict):
-            raise ValueError("top level must be a mapping with sections data/model/train")
         return Config.from_dict(d)
-    except (yaml.YAMLError, ValueError, TypeError) as e:
+    except (yaml.YAMLError, UnicodeDecodeError, InputError) as e:
         raise InputError(f"invalid config file {p}: {e}") from None

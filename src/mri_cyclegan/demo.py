@@ -26,8 +26,7 @@ DEMO_OVERRIDES = {
     "model.prior": "inverse_histogram",
     "train.batch_size": 4,
     "train.lambda_identity": 0.0,  # identity is meaningless when the contrasts are inverted
-    "train.epochs": 5,  # with train.minutes, the LR is constant for the first half of the budget, then decays
-    "train.epochs_decay": 5,
+    "train.epochs": 10,  # with train.minutes, the LR is constant for the first half of the budget (epochs_decay = half), then decays
     "train.iters_per_epoch": 40,  # calibration, samples and a checkpoint every 40 iterations
     "train.save_every": 0,
 }

@@ -18,7 +18,9 @@ import torch
 from .config import Config
 from .data.patches import apply_whole
 from .data.preprocess import Preprocessor, context_windows
+from .errors import InputError
 from .io import is_nifti, list_inputs, read_any, read_image, write_image, write_nifti
+from .io.images import read_image_info
 from .io.volume import Volume
 from .models import CycleGAN
 from .runtime import autocast, resolve_device, resolve_precision
@@ -33,7 +35,7 @@ def normalize_direction(direction: str) -> str:
     try:
         return DIRECTION_ALIASES[direction.lower()]
     except KeyError:
-        raise ValueError(f"direction must be t1-to-t2 or t2-to-t1; got {direction!r}") from None
+        raise InputError(f"direction must be t1-to-t2 or t2-to-t1; got {direction!r}") from None
 
 
 class Translator:
@@ -42,7 +44,7 @@ class Translator:
     def __init__(self, model: CycleGAN, config: Config, device: str = "auto", precision: str = "fp32", batch_size: int = 16,
                  max_pixels: int = 1024 * 1024) -> None:
         if batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
+            raise InputError(f"--batch-size must be >= 1; got {batch_size}")
         self.config = config
         self.preprocessor = Preprocessor(config.data)
         self.device = resolve_device(device)
@@ -114,27 +116,65 @@ class Translator:
         return Volume(data=self.translate(volume, direction), affine=volume.affine, header=volume.header, path=None)
 
 
-def _output_path(src: Path, root: Path, out: Path, single: bool) -> Path:
-    if single and (out.suffix or str(out).endswith(".nii.gz")):
-        return out
-    base = root if root.is_dir() else root.parent
-    return out / src.relative_to(base)
+def _is_within(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
 
 
-def translate_path(translator: Translator, input_path: str | Path, output_path: str | Path, direction: str, progress: bool = True) -> list[Path]:
-    """Translate an image, a NIfTI volume, or a folder of them; returns the written paths."""
-    from tqdm.auto import tqdm
+def plan_outputs(input_path: str | Path, output_path: str | Path, overwrite: bool = False) -> list[tuple[Path, Path]]:
+    """(input file, output file) pairs for ``translate``, checked before any work is done.
+
+    A single file goes to ``output_path`` (a file name, or into it as a folder); a folder's files go to the
+    same relative paths under ``output_path``. Raises InputError when an output would replace an input, when a
+    NIfTI volume is named as a 2D image (or the reverse), or when outputs exist and ``overwrite`` is False.
+    Files under ``output_path`` are never read as inputs, so an output folder inside the input folder is safe.
+    """
+    from .io.images import check_writable
 
     src_root, out_root = Path(input_path), Path(output_path)
+    if src_root.exists() and out_root.exists() and src_root.resolve() == out_root.resolve():
+        raise InputError(f"output {out_root} is the input itself; translating would overwrite it. Choose another output")
     files = list_inputs(src_root, "input")
+    if src_root.is_dir():
+        files = [f for f in files if not _is_within(f, out_root)]  # never our own outputs
+        if not files:
+            raise InputError(f"input folder {src_root} holds only files under the output folder {out_root}")
     single = src_root.is_file()
+    named = single and (out_root.suffix != "" or str(out_root).lower().endswith(".nii.gz")) and not out_root.is_dir()
+    inputs = {f.resolve() for f in files}
+    plan = []
+    for f in files:
+        dst = out_root if named else out_root / (f.name if single else f.relative_to(src_root))
+        if is_nifti(f) != is_nifti(dst):
+            kind = "a NIfTI volume" if is_nifti(f) else "a 2D image"
+            want = ".nii or .nii.gz" if is_nifti(f) else "an image extension (.png, .tif, ...)"
+            raise InputError(f"{f} is {kind} but the output {dst} is named as {'an image' if is_nifti(f) else 'NIfTI'}; name it {want}")
+        if dst.resolve() in inputs:
+            raise InputError(f"output {dst} is one of the inputs; translating would overwrite it. Choose another output")
+        if not is_nifti(f):
+            check_writable(dst, read_image_info(f).dtype)
+        plan.append((f, dst))
+    existing = [d for _, d in plan if d.exists()]
+    if existing and not overwrite:
+        raise InputError(
+            f"{len(existing)} output file(s) already exist (e.g. {existing[0]}); pass --overwrite to replace them or choose another output"
+        )
+    return plan
+
+
+def translate_path(translator: Translator, input_path: str | Path, output_path: str | Path, direction: str, progress: bool = True,
+                   overwrite: bool = False) -> list[Path]:
+    """Translate an image, a NIfTI volume, or a folder of them; returns the paths written."""
+    from tqdm.auto import tqdm
+
+    plan = plan_outputs(input_path, output_path, overwrite)
     written = []
-    for f in tqdm(files, disable=not progress or len(files) < 2, unit="file"):
-        dst = _output_path(f, src_root, out_root, single)
+    for f, dst in tqdm(plan, disable=not progress or len(plan) < 2, unit="file"):
         if is_nifti(f):
             vol = translator.translate_volume(read_any(f), direction)
-            if not str(dst).endswith((".nii", ".nii.gz")):
-                dst = dst.with_suffix(".nii.gz")
             write_nifti(dst, vol.data, vol.affine, vol.header)
         else:
             arr, info = read_image(f)

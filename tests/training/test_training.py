@@ -57,14 +57,22 @@ def _trainer(cfg, folders, run):
 
 
 def test_resume_equals_uninterrupted(tiny_config, image_folders, tmp_path):
-    full = _trainer(tiny_config, image_folders, tmp_path / "full")
+    """Interrupted after epoch 1 and resumed == never interrupted, bit for bit: weights, optimizers, LR, the data
+    sampler's RNG and the image pools (size 2, so they are full and drawn from by the time of the interruption)."""
+    cfg = tiny_config.replace(**{"train.pool_size": 2, "train.epochs": 3})
+    full = _trainer(cfg, image_folders, tmp_path / "full")
     full.fit(progress=False)
-    cfg_half = tiny_config.replace(**{"train.epochs_decay": 0})  # stop after epoch 1 ...
-    half = _trainer(cfg_half, image_folders, tmp_path / "half")
-    half.fit(progress=False)
-    resumed = _trainer(tiny_config, image_folders, tmp_path / "half")  # ... then continue to epoch 2
+
+    def stop(trainer):
+        raise KeyboardInterrupt  # after epoch 1's checkpoint, like Ctrl-C
+
+    half = _trainer(cfg, image_folders, tmp_path / "half")
+    with pytest.raises(KeyboardInterrupt):
+        half.fit(progress=False, on_epoch=stop)
+    assert len(half.pool_t1.images) == 2
+    resumed = _trainer(cfg, image_folders, tmp_path / "half")
     resumed.fit(resume=True, progress=False)
-    assert resumed.step == full.step == 4
+    assert resumed.step == full.step == 6
     for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
     rows_full = (tmp_path / "full" / "losses.csv").read_text().splitlines()

@@ -8,20 +8,65 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import InputError
+
+TMP_PREFIX = ".tmp-"
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def ensure_parent(path: Path) -> None:
+    """Create ``path``'s folder; a clear InputError when a parent is a file or cannot be created."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InputError(f"cannot write {path}: a parent of it is a file, not a folder; choose another output path") from None
+    except PermissionError:
+        raise InputError(f"cannot write {path}: no permission to create {path.parent}") from None
+    if not path.parent.is_dir():
+        raise InputError(f"cannot write {path}: {path.parent} is not a folder; choose another output path")
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the target's folder (same extension, ``.nii.gz`` kept whole); on success
-    it replaces ``path``, on any error it is removed, so ``path`` is never half-written."""
+    it replaces ``path``, on any error it is removed, so ``path`` is never half-written.
+
+    The result gets the permissions a plain ``open()`` would give it (the target's own mode when it is
+    replaced, else 0666 minus the umask), not the private 0600 of a temp file. A process killed mid-write
+    leaves a ``.tmp-*`` file behind; :func:`remove_stale_temps` clears those on the next run.
+    """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    ensure_parent(p)
+    if p.is_dir():
+        raise InputError(f"cannot write {p}: it is a folder; name a file")
     suffix = ".nii.gz" if p.name.endswith(".nii.gz") else p.suffix
-    fd, name = tempfile.mkstemp(suffix=suffix, dir=p.parent, prefix=".tmp-")
+    try:
+        fd, name = tempfile.mkstemp(suffix=suffix, dir=p.parent, prefix=TMP_PREFIX)
+    except PermissionError:
+        raise InputError(f"cannot write {p}: no permission to write in {p.parent}") from None
     os.close(fd)
     tmp = Path(name)
     try:
+        mode = p.stat().st_mode & 0o777 if p.exists() else 0o666 & ~_umask()
+        os.chmod(tmp, mode)
         yield tmp
         os.replace(tmp, p)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temps(folder: str | Path, recursive: bool = True) -> list[Path]:
+    """Delete ``.tmp-*`` files that a killed process left in ``folder``; returns what was removed."""
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    found = [f for f in (root.rglob if recursive else root.glob)(TMP_PREFIX + "*") if f.is_file()]
+    for f in found:
+        f.unlink(missing_ok=True)
+    return found

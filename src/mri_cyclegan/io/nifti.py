@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,8 @@ import numpy as np
 from ..errors import InputError
 from .atomic import atomic_path
 from .volume import Volume
+
+log = logging.getLogger(__name__)
 
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}  # in RAS+ canonical orientation
 
@@ -36,7 +39,10 @@ def read_nifti(path: str | Path) -> Volume:
     if np.ptp(data[finite]) == 0:
         raise InputError(f"NIfTI {p} is constant ({float(data[finite][0])}); it holds no image")
     data = np.where(finite, data, 0.0).astype(np.float32)
-    return Volume(data=data, affine=img.affine, header=img.header.copy(), path=p)
+    header = img.header.copy()  # nibabel moves scl_slope/scl_inter into the data proxy on load: put them back
+    slope, inter = getattr(img.dataobj, "slope", 1.0), getattr(img.dataobj, "inter", 0.0)
+    header.set_slope_inter(float(slope), float(inter))
+    return Volume(data=data, affine=img.affine, header=header, path=p)
 
 
 def _orientations(affine: np.ndarray):
@@ -81,18 +87,49 @@ def stack(slice_list: list[np.ndarray], axis: str) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(moved, 0, AXES[axis]))
 
 
-def write_nifti(path: str | Path, data: np.ndarray, affine: np.ndarray, header=None) -> None:
-    """Write atomically, keeping affine and header (data type, pixdim, description, qform/sform codes)."""
+def _file_scaling(hdr) -> tuple[float, float]:
+    """The header's scl_slope / scl_inter as numbers (NIfTI: slope 0 or NaN means 'no scaling')."""
+    slope, inter = hdr.get_slope_inter() if hdr is not None else (None, None)
+    slope = 1.0 if slope is None or not np.isfinite(slope) or slope == 0 else float(slope)
+    inter = 0.0 if inter is None or not np.isfinite(inter) else float(inter)
+    return slope, inter
+
+
+def write_nifti(path: str | Path, data: np.ndarray, affine: np.ndarray, header=None) -> Path:
+    """Write atomically, keeping affine and header (data type, scl_slope/scl_inter, pixdim, description,
+    qform/sform codes, a trailing singleton 4th dimension). Returns the path written.
+
+    Real values are stored exactly as the input file would: integer data types keep the file's own
+    slope/intercept. When the values do not fit that type (e.g. a translation brighter than anything the
+    source type could hold), the file is written as float32 instead and a warning says so; nothing is clipped.
+    """
     import nibabel as nib
 
     p = Path(path)
     hdr = header.copy() if header is not None else None
-    out_dtype = hdr.get_data_dtype() if hdr is not None else np.dtype(np.float32)
     arr = np.asarray(data, dtype=np.float32)
+    if hdr is not None:
+        shape = tuple(hdr.get_data_shape())
+        if len(shape) > arr.ndim and shape[: arr.ndim] == arr.shape and all(s == 1 for s in shape[arr.ndim :]):
+            arr = arr.reshape(shape)  # e.g. (X, Y, Z, 1) in, (X, Y, Z, 1) out
+    out_dtype = hdr.get_data_dtype() if hdr is not None else np.dtype(np.float32)
+    slope, inter = _file_scaling(hdr)
     if np.issubdtype(out_dtype, np.integer):
         info = np.iinfo(out_dtype)
-        arr = np.clip(np.rint(arr), info.min, info.max).astype(out_dtype)
-    img = nib.Nifti1Image(arr, affine, header=hdr)
+        raw = np.rint((arr.astype(np.float64) - inter) / slope)
+        if raw.size and (raw.min() < info.min or raw.max() > info.max):
+            log.warning(
+                "%s: values %.6g..%.6g do not fit %s with slope %g / intercept %g; writing float32 instead of clipping",
+                p, float(arr.min()), float(arr.max()), out_dtype, slope, inter,
+            )
+            hdr.set_data_dtype(np.float32)
+            out, slope, inter = arr, 1.0, 0.0
+        else:
+            out = raw.astype(out_dtype)
+    else:
+        out, slope, inter = arr.astype(out_dtype), 1.0, 0.0
+    img = nib.Nifti1Image(out, affine, header=hdr)
+    img.header.set_slope_inter(slope, inter)  # stored values are raw: real = slope * raw + inter
     if hdr is not None:  # keep the file's own qform/sform codes
         for get, set_ in ((hdr.get_qform, img.set_qform), (hdr.get_sform, img.set_sform)):
             matrix, code = get(coded=True)
@@ -100,3 +137,4 @@ def write_nifti(path: str | Path, data: np.ndarray, affine: np.ndarray, header=N
                 set_(matrix, int(code))
     with atomic_path(p) as tmp:
         nib.save(img, tmp)
+    return p

@@ -79,10 +79,14 @@ class LossLog:
         self.path = path
         self.rows: list[dict[str, float]] = []
         if resume_step is not None and path.exists():
-            with path.open() as f:
-                self.rows = [
-                    {k: float(v) for k, v in r.items()} for r in csv.DictReader(f) if int(float(r["step"])) <= resume_step
-                ]
+            with path.open(newline="") as f:
+                for r in csv.DictReader(f):
+                    try:  # a row cut short by a killed process is dropped
+                        row = {k: float(r[k]) for k in CSV_FIELDS}
+                    except (TypeError, ValueError, KeyError):
+                        continue
+                    if row["step"] <= resume_step:
+                        self.rows.append(row)
         self._rewrite()
 
     def _rewrite(self) -> None:

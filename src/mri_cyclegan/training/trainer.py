@@ -16,6 +16,7 @@ from ..config import Config
 from ..data.dataset import SliceSet, UnpairedBatches
 from ..data.patches import apply_whole
 from ..errors import InputError, TrainingDivergedError
+from ..io.atomic import atomic_path, remove_stale_temps
 from ..losses import cycle_loss, gan_loss, identity_loss
 from ..models import CycleGAN
 from ..runtime import autocast, resolve_device, resolve_precision
@@ -147,9 +148,9 @@ class Trainer:
     def _set_lr(self) -> float:
         tc = self.config.train
         if tc.minutes:
-            lr = tc.lr * lr_factor_time(self.elapsed, tc.minutes * 60, tc.epochs / tc.total_epochs)
+            lr = tc.lr * lr_factor_time(self.elapsed, tc.minutes * 60, tc.constant_epochs / tc.total_epochs)
         else:
-            lr = tc.lr * lr_factor(self.step, tc.epochs * self.iters_per_epoch, tc.epochs_decay * self.iters_per_epoch)
+            lr = tc.lr * lr_factor(self.step, tc.constant_epochs * self.iters_per_epoch, tc.decay_epochs * self.iters_per_epoch)
         for opt in (self.opt_g, self.opt_d):
             for group in opt.param_groups:
                 group["lr"] = lr
@@ -245,7 +246,9 @@ class Trainer:
         from tqdm.auto import tqdm
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.json").write_text(self.config.to_json())
+        remove_stale_temps(self.run_dir)  # left by a process killed mid-write
+        with atomic_path(self.run_dir / "config.json") as tmp:
+            tmp.write_text(self.config.to_json())
         ckpt = self.run_dir / "checkpoints" / "last.safetensors"
         if resume:
             if not ckpt.is_file():
