@@ -235,7 +235,10 @@ class Config:
                 f"it must be a multiple of {mult}; use e.g. {flag} {max(mult, size - size % mult)}"
             )
         if self.data.image_size and self.data.image_size % mult:
-            raise InputError(f"image_size {self.data.image_size} must be a multiple of {mult} for the {self.model.generator} generator")
+            hint = (f"use --image-size {self.data.image_size + mult - self.data.image_size % mult}" if self.model.generator == "resnet"
+                    else f"its depth ({self.model.resolved_unet_downs(size)} downsamplings) follows the training size {size}; "
+                         f"set --unet-downs, or a size that is a multiple of {mult}")
+            raise InputError(f"image_size {self.data.image_size} must be a multiple of {mult} for the {self.model.generator} generator; {hint}")
 
     @classmethod
     def reference(cls) -> Config:

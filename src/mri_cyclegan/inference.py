@@ -124,6 +124,15 @@ def _is_within(path: Path, folder: Path) -> bool:
         return False
 
 
+def _check_parent(path: Path) -> None:
+    """The nearest existing ancestor of ``path`` must be a folder (checked before any work is done)."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"cannot write {path}: {parent} is a file, not a folder; choose another output path")
+            return
+
+
 def plan_outputs(input_path: str | Path, output_path: str | Path, overwrite: bool = False) -> list[tuple[Path, Path]]:
     """(input file, output file) pairs for ``translate``, checked before any work is done.
 
@@ -152,6 +161,7 @@ def plan_outputs(input_path: str | Path, output_path: str | Path, overwrite: boo
             kind = "a NIfTI volume" if is_nifti(f) else "a 2D image"
             want = ".nii or .nii.gz" if is_nifti(f) else "an image extension (.png, .tif, ...)"
             raise InputError(f"{f} is {kind} but the output {dst} is named as {'an image' if is_nifti(f) else 'NIfTI'}; name it {want}")
+        _check_parent(dst)
         if dst.resolve() in inputs:
             raise InputError(f"output {dst} is one of the inputs; translating would overwrite it. Choose another output")
         if not is_nifti(f):

@@ -52,9 +52,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(name)
     try:
-        mode = p.stat().st_mode & 0o777 if p.exists() else 0o666 & ~_umask()
-        os.chmod(tmp, mode)
         yield tmp
+        # after the writer is done: some writers (safetensors) create their file 0600 themselves
+        os.chmod(tmp, p.stat().st_mode & 0o777 if p.exists() else 0o666 & ~_umask())
         os.replace(tmp, p)
     except BaseException:
         tmp.unlink(missing_ok=True)

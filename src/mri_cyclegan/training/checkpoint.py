@@ -77,11 +77,14 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
                 raise InputError(f"{p} is not an mri-cyclegan checkpoint (format {raw_meta.get('format')!r})")
             tensors = {k: f.get_tensor(k) for k in f.keys()}
         meta = {k: json.loads(v) for k, v in raw_meta.items() if k != "format"}
-        config = Config.from_dict(meta["config"])
     except InputError:
         raise
     except Exception as e:  # truncated / corrupt / foreign files
         raise InputError(f"cannot read checkpoint {p}: {e}; the file is truncated, corrupt or not a checkpoint") from None
+    try:
+        config = Config.from_dict(meta.get("config"))
+    except InputError as e:
+        raise InputError(f"checkpoint {p} holds an invalid config ({e}); it was not written by mri-cyclegan or was edited") from None
     return tensors, meta, config
 
 
