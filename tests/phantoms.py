@@ -53,3 +53,36 @@ def volume_pair(shape: tuple[int, int, int], seed: int = 0) -> tuple[np.ndarray,
         t1[:, :, z] = render(lab, T1, rng)
         t2[:, :, z] = render(lab, T2, rng)
     return t1, t2
+
+
+TISSUES = {1: "csf", 2: "gm", 3: "wm"}
+
+
+def tissue_labels(shape: tuple[int, int], fractions: tuple[float, float, float], background: bool, rng: np.random.Generator,
+                  smoothness: float = 4.0) -> np.ndarray:
+    """A label map (0 background, 1 CSF, 2 GM, 3 WM) whose brain holds exactly ``fractions`` of CSF/GM/WM, as
+    smooth random blobs; with ``background`` the brain is an ellipse in air, without it the brain fills the image."""
+    from scipy import ndimage
+
+    h, w = shape
+    y, x = np.mgrid[0:h, 0:w]
+    brain = (((y - h / 2) / (0.44 * h)) ** 2 + ((x - w / 2) / (0.42 * w)) ** 2 < 1) if background else np.ones(shape, bool)
+    field = ndimage.gaussian_filter(rng.normal(size=shape), smoothness)
+    t_csf, t_gm = np.quantile(field[brain], [fractions[0], fractions[0] + fractions[1]])
+    lab = np.zeros(shape, np.uint8)
+    lab[brain] = 3
+    lab[brain & (field <= t_gm)] = 2
+    lab[brain & (field <= t_csf)] = 1
+    return lab
+
+
+def render_tissues(lab: np.ndarray, contrast: dict[str, float], rng: np.random.Generator, noise: float = 0.02,
+                   scale: float = 1000.0) -> np.ndarray:
+    """Signal with partial volume at tissue borders (smoothed class maps) and magnitude (Rician-like) noise."""
+    from scipy import ndimage
+
+    img = np.zeros(lab.shape, np.float64)
+    for k, name in TISSUES.items():
+        img += contrast[name] * ndimage.gaussian_filter((lab == k).astype(np.float64), 0.6)
+    img = np.abs(img + rng.normal(0, noise, lab.shape) + 1j * rng.normal(0, noise, lab.shape))
+    return (img * scale).astype(np.float32)

@@ -24,6 +24,7 @@ Prior = Literal["none", "inverse_histogram"]
 Axis = Literal["axial", "coronal", "sagittal"]
 Precision = Literal["auto", "fp32", "bf16"]
 Device = Literal["auto", "cpu", "cuda"]
+IntensityFloor = Literal["zero", "percentile"]
 
 
 def _check_choice(name: str, value: Any, literal: Any) -> None:
@@ -85,6 +86,7 @@ class DataConfig:
     context_slices: int = 1  # 2.5D: K neighbouring slices as input channels (odd; 1 = 2D)
     n4: bool = False  # N4 bias-field correction of volumes (needs SimpleITK)
     percentiles: tuple[float, float] = (0.5, 99.5)  # robust intensity window mapped to [-1, 1]
+    intensity_floor: IntensityFloor = "zero"  # window bottom: 0 for non-negative data (no signal), or the low percentile
     min_foreground: float = 0.05  # volume slices with less foreground than this are skipped
     flip: bool = True  # random left-right flips
     rotate_deg: float = 5.0  # random affine: rotation range (degrees)
@@ -273,6 +275,8 @@ class Config:
             bad = set(values) - known
             if bad:
                 raise InputError(f"unknown key(s) in [{name}]: {', '.join(sorted(bad))}")
+            if name == "data" and "percentiles" in values and "intensity_floor" not in values:
+                values["intensity_floor"] = "percentile"  # configs written before the key existed keep their windowing
             if isinstance(values.get("percentiles"), list):
                 values["percentiles"] = tuple(values["percentiles"])
             parts[name] = klass(**values)

@@ -193,7 +193,7 @@ def evaluate_paths(pred: str | Path, ref: str | Path, out: str | Path, mask: str
                    input_path: str | Path | None = None, model: str | Path | None = None, direction: str = "t1_to_t2",
                    n_examples: int = 4, axis: str = "axial") -> dict:
     """Score predictions against references (and the baselines when the inputs are given); write the report."""
-    from .baselines import inverse_histogram_lut
+    from .baselines import inverse_histogram_lut, tissue_values
     from .config import DataConfig
     from .data.preprocess import Preprocessor
     from .errors import InputError
@@ -213,9 +213,9 @@ def evaluate_paths(pred: str | Path, ref: str | Path, out: str | Path, mask: str
         src, tgt = [], []
         for p, r in pairs:
             if p in input_files:
-                src.append(pre.forward(load_canonical(input_files[p])[1])[0].ravel())
-                tgt.append(pre.forward(load_canonical(r)[1])[0].ravel())
-        lut = inverse_histogram_lut(np.concatenate(src), np.concatenate(tgt))
+                src.extend(pre.forward(load_canonical(input_files[p])[1])[0])
+                tgt.extend(pre.forward(load_canonical(r)[1])[0])
+        lut = inverse_histogram_lut(tissue_values(src), tissue_values(tgt))
         notes.append("Inverse histogram baseline matched to the reference images' histogram (no --model with a prior given): an optimistic baseline.")
     if not input_files:
         notes.append("No --input given: the identity and inverse-histogram baselines need the source images.")

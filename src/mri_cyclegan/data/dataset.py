@@ -63,6 +63,14 @@ class SliceSet:
             vals = np.random.default_rng(seed).choice(vals, max_values, replace=False)
         return vals
 
+    def tissue_values(self, max_slices: int = 256):
+        """Tissue and background intensities of (up to ``max_slices`` evenly spread) usable slices, for the
+        intensity prior and the output calibration (:func:`mri_cyclegan.baselines.tissue_values`)."""
+        from ..baselines import tissue_values
+
+        picks = np.unique(np.linspace(0, len(self) - 1, min(max_slices, len(self))).round().astype(int))
+        return tissue_values(self.stacks[self.index[i][0]].data[self.index[i][1]].float().numpy() for i in picks)
+
     @property
     def max_shape(self) -> tuple[int, int]:
         return (max(s.data.shape[1] for s in self.stacks), max(s.data.shape[2] for s in self.stacks))

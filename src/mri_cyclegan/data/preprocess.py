@@ -30,6 +30,19 @@ def robust_range(x: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5)) 
     return lo, hi
 
 
+def intensity_window(x: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5), floor: str = "zero") -> tuple[float, float]:
+    """The window mapped to [-1, 1]. Its top is the upper percentile. Its bottom, with ``floor="zero"``, is 0 for
+    non-negative data (magnitude MRI: 0 = no signal), so a tissue keeps its model-space intensity whether or not a
+    slice has background around it and whatever the tissue proportions; data with negative values (and
+    ``floor="percentile"``) use the lower percentile."""
+    lo, hi = robust_range(x, percentiles)
+    if floor == "zero" and 0.0 <= lo < hi:
+        vals = x[np.isfinite(x)]
+        if float(vals.min()) >= 0.0:
+            lo = 0.0
+    return lo, hi
+
+
 def normalize(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Map [lo, hi] to [-1, 1], clipping outside."""
     y = (np.asarray(x, dtype=np.float32) - lo) / (hi - lo) * 2.0 - 1.0
@@ -179,7 +192,7 @@ class Preprocessor:
         cfg = self.cfg
         if volume.data.ndim == 2:
             data, affine, plane_sp = volume.data, None, None
-            lo, hi = robust_range(data, cfg.percentiles)
+            lo, hi = intensity_window(data, cfg.percentiles, cfg.intensity_floor)
             stack = normalize(data, lo, hi)[None]
         else:
             affine = volume.affine
@@ -188,7 +201,7 @@ class Preprocessor:
                 from ..io.nifti import canonical_spacing
 
                 data = n4_correct(data, canonical_spacing(affine))
-            lo, hi = robust_range(data, cfg.percentiles)
+            lo, hi = intensity_window(data, cfg.percentiles, cfg.intensity_floor)
             stack = np.stack(slices(normalize(data, lo, hi), cfg.axis))
             plane_sp = self.plane_spacing(volume)
         plane = (int(stack.shape[1]), int(stack.shape[2]))

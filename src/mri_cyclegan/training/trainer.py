@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..baselines import histogram_matching_lut, inverse_histogram_lut
+from ..baselines import histogram_matching_lut, inverse_histogram_lut, tissue_values
 from ..config import Config
 from ..data.dataset import SliceSet, UnpairedBatches
 from ..data.patches import apply_whole
@@ -45,8 +45,9 @@ CALIBRATION_SLICES = 16  # slices per contrast whose whole-slice outputs fit the
 
 
 def priors_from_data(t1: SliceSet, t2: SliceSet) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse-histogram lookup tables from the unpaired training slices (no pairing used)."""
-    a, b = t1.foreground_values(), t2.foreground_values()
+    """Inverse-histogram lookup tables from the unpaired training slices (no pairing used), robust to different
+    tissue proportions in the two sets (see :mod:`mri_cyclegan.baselines`)."""
+    a, b = t1.tissue_values(), t2.tissue_values()
     return inverse_histogram_lut(a, b), inverse_histogram_lut(b, a)
 
 
@@ -168,6 +169,13 @@ class Trainer:
             return apply_whole(fn, x, self.model.size_multiple)[0].float().cpu()
 
     # ------------------------------------------------------------------ output calibration
+    def _tissue(self, slices: SliceSet):
+        """The training set's tissue/background values (computed once per set)."""
+        cache = self.__dict__.setdefault("_tissue_cache", {})
+        if id(slices) not in cache:
+            cache[id(slices)] = slices.tissue_values()
+        return cache[id(slices)]
+
     @torch.inference_mode()
     def calibrate(self) -> None:
         """Fit each generator's output calibration: its whole-slice outputs on (up to CALIBRATION_SLICES)
@@ -176,8 +184,8 @@ class Trainer:
         m = self.model
         for g, src, tgt in ((m.g_t1_to_t2, self.t1, self.t2), (m.g_t2_to_t1, self.t2, self.t1)):
             c = src.context // 2
-            outs = [self.whole(g.raw, w)[c].numpy().ravel() for w in src.windows(_spread(len(src), CALIBRATION_SLICES))]
-            lut = histogram_matching_lut(np.concatenate(outs), tgt.foreground_values())
+            outs = [self.whole(g.raw, w)[c].numpy() for w in src.windows(_spread(len(src), CALIBRATION_SLICES))]
+            lut = histogram_matching_lut(tissue_values(outs), self._tissue(tgt))
             g.calibration.lut.copy_(torch.from_numpy(lut))
 
     # ------------------------------------------------------------------ samples

@@ -1,0 +1,92 @@
+"""The intensity prior holds when the unpaired T1 and T2 sets differ in tissue proportions, coverage and background."""
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from mri_cyclegan.baselines import apply_lut, inverse_histogram_lut, knots, tissue_values
+from mri_cyclegan.config import DataConfig
+from mri_cyclegan.data.preprocess import Preprocessor
+from mri_cyclegan.io import Volume
+
+from tests.phantoms import T1, T2, TISSUES, render_tissues, tissue_labels
+
+PRE = Preprocessor(DataConfig())
+
+
+def _model_space(img: np.ndarray) -> np.ndarray:
+    return PRE.forward(Volume(img))[0][0]
+
+
+def _set(n, shape, fractions, background, seed, contrast):
+    rng = np.random.default_rng(seed)
+    labs = [tissue_labels(shape, fractions, background, rng) for _ in range(n)]
+    return labs, [_model_space(render_tissues(lab, contrast, rng)) for lab in labs]
+
+
+def _tissue_errors(lut, t1_test, t2_test, labs) -> dict[str, float]:
+    """|mean of the mapped T1 - mean of the true T2| per tissue, on pixels away from tissue borders."""
+    errors = {}
+    for k, name in TISSUES.items():
+        pred, ref = [], []
+        for a, b, lab in zip(t1_test, t2_test, labs):
+            pure = ndimage.binary_erosion(lab == k, iterations=2)
+            pred.append(apply_lut(a, lut)[pure])
+            ref.append(b[pure])
+        errors[name] = abs(float(np.concatenate(pred).mean() - np.concatenate(ref).mean()))
+    return errors
+
+
+@pytest.fixture(scope="module")
+def cohorts():
+    """T1 set: 10/45/45 % CSF/GM/WM, 64x64 slices in air. T2 set: 40/35/25 %, 56x72, no background at all.
+    Test: paired 25/40/35 % slices in air, with the true tissue maps."""
+    _, t1_train = _set(10, (64, 64), (0.10, 0.45, 0.45), True, 1, T1)
+    _, t2_train = _set(10, (56, 72), (0.40, 0.35, 0.25), False, 2, T2)
+    rng = np.random.default_rng(3)
+    labs = [tissue_labels((64, 64), (0.25, 0.40, 0.35), True, rng) for _ in range(4)]
+    t1_test = [_model_space(render_tissues(lab, T1, rng)) for lab in labs]
+    t2_test = [_model_space(render_tissues(lab, T2, rng)) for lab in labs]
+    return tissue_values(t1_train), tissue_values(t2_train), t1_test, t2_test, labs
+
+
+def test_prior_is_robust_to_tissue_proportions(cohorts):
+    t1, t2, t1_test, t2_test, labs = cohorts
+    robust = _tissue_errors(inverse_histogram_lut(t1, t2), t1_test, t2_test, labs)
+    plain = _tissue_errors(inverse_histogram_lut(t1, t2, reweight=False), t1_test, t2_test, labs)
+    assert max(robust.values()) < 0.1, robust
+    assert plain["gm"] > 0.3, plain  # raw quantile matching sends grey matter towards CSF brightness
+
+
+def test_prior_is_continuous_and_keeps_background(cohorts):
+    t1, t2, *_ = cohorts
+    lut = inverse_histogram_lut(t1, t2)
+    assert lut[0] == -1.0
+    assert np.abs(np.diff(lut)).max() < 0.25  # no jump from black to bright anywhere (knots are 0.008 apart)
+    top = int(lut.argmax())
+    assert knots()[top] < -0.3 and np.all(np.diff(lut[: top + 1]) >= 0)  # a ramp from the background to the darkest tissue ...
+    assert np.all(np.diff(lut[top:]) <= 1e-6)  # ... then decreasing over tissue
+
+
+def test_source_without_background_keeps_its_darkest_tissue(cohorts):
+    """T2 -> T1 from the T2 set, which has no background: its darkest tissue (WM) must not be thrown to black."""
+    t1, t2, t1_test, t2_test, labs = cohorts
+    lut = inverse_histogram_lut(t2, t1)
+    rng = np.random.default_rng(9)
+    lab = tissue_labels((60, 60), (0.40, 0.35, 0.25), False, rng)
+    mapped = apply_lut(_model_space(render_tissues(lab, T2, rng)), lut)
+    wm = mapped[ndimage.binary_erosion(lab == 3)]
+    assert (wm < -0.5).mean() < 0.01  # real T1 WM is the brightest tissue
+    assert abs(float(wm.mean()) - float(np.mean([b[lab_ == 3].mean() for b, lab_ in zip(t1_test, labs)]))) < 0.1
+
+
+def test_window_starts_at_zero_so_tissue_values_do_not_depend_on_background():
+    rng = np.random.default_rng(4)
+    lab = tissue_labels((80, 80), (0.25, 0.40, 0.35), True, rng)
+    img = render_tissues(lab, T1, rng)
+    crop = (slice(30, 50), slice(30, 50))  # brain only, no air around it
+    whole, inner = _model_space(img), _model_space(img[crop])
+    wm = lab[crop] == 3
+    assert abs(float(whole[crop][wm].mean() - inner[wm].mean())) < 0.05
+    legacy = Preprocessor(DataConfig(intensity_floor="percentile"))
+    assert abs(float(whole[crop][wm].mean() - legacy.forward(Volume(img[crop]))[0][0][wm].mean())) > 0.2
