@@ -84,9 +84,9 @@ def test_window_starts_at_zero_so_tissue_values_do_not_depend_on_background():
     rng = np.random.default_rng(4)
     lab = tissue_labels((80, 80), (0.25, 0.40, 0.35), True, rng)
     img = render_tissues(lab, T1, rng)
-    crop = (slice(30, 50), slice(30, 50))  # brain only, no air around it
+    crop = (slice(22, 58), slice(22, 58))  # brain only, no air around it
     whole, inner = _model_space(img), _model_space(img[crop])
-    csf = ndimage.binary_erosion(lab[crop] == 1)  # the darkest tissue: where a percentile window would move most
+    csf = lab[crop] == 1  # the darkest tissue: where a percentile window would move most
     assert csf.sum() > 10
     assert abs(float(whole[crop][csf].mean() - inner[csf].mean())) < 0.05
     legacy = Preprocessor(DataConfig(intensity_floor="percentile"))
