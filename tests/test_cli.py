@@ -42,9 +42,17 @@ def test_resume_extends_training(image_folders, tmp_path):
 def test_translate_png_folder_keeps_size_and_depth(run_dir, image_folders, tmp_path):
     out = tmp_path / "fake_t2"
     assert main(["translate", "--model", str(run_dir), "--direction", "t1-to-t2", str(image_folders[0]), str(out), "--quiet"]) == 0
+    from mri_cyclegan.inference import Translator
+
+    translator = Translator.from_checkpoint(run_dir, device="cpu")
     for src in image_folders[0].glob("*.png"):
         a, b = Image.open(src), Image.open(out / src.name)
         assert a.size == b.size and a.mode == b.mode
+        x, y = np.array(a, np.float32), np.array(b, np.float32)
+        want = np.clip(np.rint(translator.translate_image(x, "t1_to_t2")), 0, 255)
+        assert np.abs(y - want).max() <= 1  # the file holds the model's translation ...
+        tissue = x > 0.1 * x.max()
+        assert np.corrcoef(x[tissue], y[tissue])[0, 1] < -0.5  # ... which inverts the T1 contrast (not an identity)
     out16 = tmp_path / "fake_t1.png"
     src16 = next(image_folders[1].glob("*.png"))
     assert main(["translate", "--model", str(run_dir / "checkpoints" / "last.safetensors"), "--direction", "t2-to-t1", str(src16), str(out16), "--quiet"]) == 0

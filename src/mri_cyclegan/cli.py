@@ -97,6 +97,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     out = {key: getattr(args, flag) for flag, (key, _, _) in TRAIN_FLAGS.items() if getattr(args, flag, None) is not None}
     if getattr(args, "n4", False):
         out["data.n4"] = True
+    if getattr(args, "calibrate", False):
+        out["train.calibrate"] = True
     return out
 
 
@@ -249,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, (_, typ, help_) in TRAIN_FLAGS.items():
         t.add_argument(_flag(flag), type=typ, default=None, help=help_)
     t.add_argument("--n4", action="store_true", help="N4 bias-field correction of volumes (needs SimpleITK)")
+    t.add_argument("--calibrate", action="store_true",
+                   help="after each epoch, match the outputs' intensity histogram to the target training set (re-weighted to "
+                        "the source's tissue proportions when CSF/GM/WM are resolvable, else assumes equal proportions)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.safetensors")
     t.add_argument("--overwrite", action="store_true", help="replace a previous run in --out (without it, an existing run is never touched)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")

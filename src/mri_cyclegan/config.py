@@ -187,6 +187,7 @@ class TrainConfig:
     channels_last: bool = True
     n_samples: int = 4  # fixed validation images in the per-epoch sample grid
     minutes: float = 0.0  # > 0: train for this wall-clock budget; the LR schedule follows elapsed time
+    calibrate: bool = False  # fit an output intensity calibration after each epoch (assumes matched tissue proportions when they cannot be estimated)
 
     def __post_init__(self) -> None:
         _check_types(self)

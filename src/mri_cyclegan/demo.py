@@ -29,6 +29,7 @@ DEMO_OVERRIDES = {
     "train.epochs": 10,  # with train.minutes, the LR is constant for the first half of the budget (epochs_decay = half), then decays
     "train.iters_per_epoch": 40,  # calibration, samples and a checkpoint every 40 iterations
     "train.save_every": 0,
+    "train.calibrate": True,  # both demo sets come from one brain: the tissue proportions match, calibration is safe
 }
 MIN_ITERATIONS = 150  # fewer than this and the report says the model is barely trained
 

@@ -300,7 +300,8 @@ class Trainer:
                     bar.update(1)
                     bar.set_postfix(G=f"{values['loss_g']:.3f}", D=f"{values['loss_d']:.3f}", cyc=f"{values['loss_cycle']:.3f}")
                 self.epoch += 1
-                self.calibrate()
+                if tc.calibrate:
+                    self.calibrate()
                 means = {k: v / max(done, 1) for k, v in sums.items()}
                 total = "" if budget else f"/{tc.total_epochs}"
                 log.info("epoch %d%s: %s", self.epoch, total, " ".join(f"{k}={v:.4f}" for k, v in means.items()))
