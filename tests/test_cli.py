@@ -27,7 +27,17 @@ def test_train_smoke_writes_run_folder(run_dir):
         assert (run_dir / name).is_file(), name
     cfg = json.loads((run_dir / "config.json").read_text())["data"]
     assert cfg["patch_size"] == 32 and cfg["image_size"] == 0 and cfg["spacing"] == 0  # PNGs: native pixel grid
-    assert len((run_dir / "losses.csv").read_text().splitlines()) == 3  # header + 2 iterations
+    rows = (run_dir / "losses.csv").read_text().splitlines()
+    assert len(rows) == 3 and [r.split(",")[0] for r in rows[1:]] == ["1", "2"]  # header + 2 iterations
+    assert all(np.isfinite(float(v)) for r in rows[1:] for v in r.split(","))
+    from mri_cyclegan.config import Config
+    from mri_cyclegan.training.checkpoint import load_checkpoint
+
+    _, meta, config = load_checkpoint(run_dir)
+    assert meta["step"] == 2 and meta["epoch"] == 1 and config == Config.from_dict(json.loads((run_dir / "config.json").read_text()))
+    grid = Image.open(run_dir / "samples" / "epoch_001.png")
+    assert grid.width > 6 * 40 and np.array(grid).std() > 10  # six labelled native-size columns, not blank
+    assert "epoch 1/1" in (run_dir / "train.log").read_text()
 
 
 def test_resume_extends_training(image_folders, tmp_path):

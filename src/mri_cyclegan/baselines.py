@@ -35,6 +35,16 @@ N_CLASSES = 3  # CSF, GM, WM
 MAX_VALUES = 400_000  # subsample for the mixture fit and the quantiles
 
 
+_SAID: set[str] = set()
+
+
+def _said_once(key: str) -> bool:
+    """False the first time ``key`` is seen in this process (so a repeated note is logged once)."""
+    seen = key in _SAID
+    _SAID.add(key)
+    return seen
+
+
 def knots(n: int = N_KNOTS) -> np.ndarray:
     return np.linspace(-1.0, 1.0, n, dtype=np.float32)
 
@@ -190,7 +200,7 @@ def matching_lut(source, target, invert: bool = False, n_knots: int = N_KNOTS, r
     below = np.searchsorted(np.sort(src.tissue), x, side="left") / src.tissue.size
     q = np.clip(1.0 - below if invert else below, 0.0, 1.0)
     w = proportion_weights(src.tissue, tgt.tissue, invert) if reweight else None
-    if reweight and w is None:
+    if reweight and w is None and not _said_once("overlap"):
         log.info("intensity matching: tissue classes overlap too much to estimate their proportions; plain quantile "
                  "matching (assumes both sets hold the same tissue proportions)")
     lut = _weighted_quantile(tgt.tissue, np.ones(tgt.tissue.size) if w is None else w, q)
