@@ -263,3 +263,16 @@ def test_quiet_is_quiet(image_folders, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "INFO" not in captured.err and captured.err.strip() == ""
     assert "INFO" in (tmp_path / "r" / "train.log").read_text()  # the log file still has everything
+
+
+def test_demo_folder_is_protected_too(tmp_path):
+    from mri_cyclegan.training.run_folder import prepare_run_folder
+
+    run = tmp_path / "demo_out" / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / ".tmp-abc.safetensors").write_bytes(b"half")
+    with pytest.raises(InputError, match="--overwrite") as e:
+        prepare_run_folder(run, resume=False, overwrite=False, shown=tmp_path / "demo_out", can_resume=False)
+    assert "--resume" not in str(e.value) and "demo_out " in str(e.value)
+    prepare_run_folder(run, resume=False, overwrite=True)
+    assert not (run / "checkpoints").exists() and not list(run.rglob(".tmp-*"))

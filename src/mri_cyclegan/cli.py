@@ -208,7 +208,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
     from .training.run_folder import prepare_run_folder
 
-    prepare_run_folder(Path(args.out) / "run", resume=False, overwrite=args.overwrite)
+    prepare_run_folder(Path(args.out) / "run", resume=False, overwrite=args.overwrite, shown=args.out, can_resume=False)
     handler = _add_file_log(Path(args.out) / "demo.log")
     try:
         with _progress_logging(not args.quiet):
