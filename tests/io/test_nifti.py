@@ -58,3 +58,23 @@ def test_truncated_gzip(tmp_path):
     (tmp_path / "x.nii.gz").write_bytes(gzip.compress(b"garbage" * 10))
     with pytest.raises(InputError):
         read_nifti(tmp_path / "x.nii.gz")
+
+
+def test_qform_and_sform_codes_and_matrices_survive(tmp_path):
+    data = np.random.default_rng(0).random((6, 7, 5)).astype(np.float32) + 1
+    q = oblique_affine()
+    s = q.copy()
+    s[:3, 3] += [1.0, -2.0, 3.0]  # a different (e.g. template-registered) sform
+    img = nib.Nifti1Image(data, None)
+    img.set_qform(q, code=1)  # scanner
+    img.set_sform(s, code=4)  # MNI
+    nib.save(img, tmp_path / "in.nii.gz")
+    vol = read_nifti(tmp_path / "in.nii.gz")
+    write_nifti(tmp_path / "out.nii.gz", vol.data * 2, vol.affine, vol.header)
+    back = nib.load(tmp_path / "out.nii.gz")
+    qm, qc = back.header.get_qform(coded=True)
+    sm, sc = back.header.get_sform(coded=True)
+    assert (int(qc), int(sc)) == (1, 4)
+    np.testing.assert_allclose(qm, q, atol=1e-5)
+    np.testing.assert_allclose(sm, s, atol=1e-5)
+    np.testing.assert_allclose(back.get_fdata(), data * 2, rtol=1e-6)
