@@ -145,25 +145,46 @@ def _config_conflicts(file_cfg, run_cfg) -> list[str]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Single process, or one rank of a ``torchrun`` job (DDP; rank 0 alone writes the run folder)."""
     from .data.dataset import load_domain, with_data_fingerprint
+    from .errors import InputError
+    from .runtime import broadcast_float, distributed_from_env, init_distributed, resolve_device
     from .training.run_folder import prepare_run_folder
     from .training.trainer import Trainer
 
+    dist = distributed_from_env()
+    if not dist.is_main:  # the other ranks only warn; rank 0 shows progress and keeps train.log
+        _setup_logging(False)
     cfg = resolve_train_config(args)
-    run_dir = prepare_run_folder(args.out, resume=args.resume, overwrite=args.overwrite)
-    handler = _add_file_log(run_dir / "train.log")
+    device = init_distributed(dist, resolve_device(cfg.train.device))
+    run_dir, refused = Path(args.out), None
+    if dist.is_main:
+        try:
+            run_dir = prepare_run_folder(args.out, resume=args.resume, overwrite=args.overwrite)
+        except InputError as e:
+            refused = e
+    if broadcast_float(0.0 if refused else 1.0, dist, device) == 0.0:  # every rank stops, none hangs at a barrier
+        raise refused or InputError(f"rank 0 refused --out {args.out}; see its message")
+    handler = _add_file_log(run_dir / "train.log") if dist.is_main else None
     try:
-        with _progress_logging(not args.quiet):
+        with _progress_logging(not args.quiet and dist.is_main):
             if not args.resume:  # derive what was left at 'auto' (the target spacing) and record it in the config
                 cfg = with_data_fingerprint(cfg, args.t1, args.t2)
             t1 = load_domain(args.t1, cfg.data, "T1 input")
             t2 = load_domain(args.t2, cfg.data, "T2 input")
-            trainer = Trainer(cfg, t1, t2, run_dir)
+            trainer = Trainer(cfg, t1, t2, run_dir, dist=dist)
             trainer.fit(resume=args.resume, progress=not args.quiet)
     finally:
-        logging.getLogger("mri_cyclegan").removeHandler(handler)
-        handler.close()
-    print(f"done: checkpoints, losses.png, samples/ and progress.gif in {run_dir}")
+        if handler is not None:
+            logging.getLogger("mri_cyclegan").removeHandler(handler)
+            handler.close()
+        if dist.enabled:
+            import torch.distributed as td
+
+            if td.is_initialized():
+                td.destroy_process_group()
+    if dist.is_main:
+        print(f"done: checkpoints, losses.png, samples/ and progress.gif in {run_dir}")
     return EXIT_OK
 
 

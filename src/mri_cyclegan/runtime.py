@@ -1,10 +1,11 @@
-"""Device and precision selection, autocast."""
+"""Device and precision selection, autocast, and the process layout of distributed (torchrun) runs."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import logging
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
@@ -50,3 +51,77 @@ def autocast(device: torch.device, precision: str) -> Iterator[None]:
             yield
     else:
         yield
+
+
+# ---------------------------------------------------------------------------------------------------- distributed
+@dataclass(frozen=True)
+class Distributed:
+    """Where this process sits in a ``torchrun`` job (one process per GPU, or per CPU slot): rank, world size,
+    rank on its node. ``Distributed()`` is a plain single-process run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def distributed_from_env() -> Distributed:
+    """The job layout torchrun (or any ``env://`` launcher) puts in RANK / WORLD_SIZE / LOCAL_RANK."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed()
+    return Distributed(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def init_distributed(dist: Distributed, device: torch.device) -> torch.device:
+    """Join the process group (NCCL on CUDA, gloo on CPU) and return this rank's device (cuda:LOCAL_RANK)."""
+    if not dist.enabled:
+        return device
+    import torch.distributed as td
+
+    if device.type == "cuda":
+        torch.cuda.set_device(dist.local_rank)
+        device = torch.device("cuda", dist.local_rank)
+    if not td.is_initialized():
+        td.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    log.info("distributed: rank %d of %d (local rank %d) on %s, backend %s", dist.rank, dist.world_size, dist.local_rank,
+             device, td.get_backend())
+    return device
+
+
+def barrier(dist: Distributed) -> None:
+    if dist.enabled:
+        import torch.distributed as td
+
+        td.barrier()
+
+
+def all_mean(x: torch.Tensor, dist: Distributed) -> torch.Tensor:
+    """Mean of ``x`` over all ranks (a copy; ``x`` itself when not distributed)."""
+    if not dist.enabled:
+        return x
+    import torch.distributed as td
+
+    y = x.detach().clone()
+    td.all_reduce(y, op=td.ReduceOp.SUM)
+    return y / dist.world_size
+
+
+def broadcast_float(value: float, dist: Distributed, device: torch.device) -> float:
+    """Rank 0's ``value`` on every rank (e.g. the training clock, so that all ranks stop together)."""
+    if not dist.enabled:
+        return value
+    import torch.distributed as td
+
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    td.broadcast(t, src=0)
+    return float(t.item())

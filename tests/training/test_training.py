@@ -104,13 +104,15 @@ def test_checkpoint_holds_everything(tiny_config, image_folders, tmp_path):
 def test_nan_loss_stops_and_keeps_checkpoint(tiny_config, image_folders, tmp_path, monkeypatch):
     t = _trainer(tiny_config, image_folders, tmp_path / "r")
     calls = {"n": 0}
-    real = trainer_mod.cycle_loss
+    from mri_cyclegan.training import objectives
+
+    real = objectives.cycle_loss
 
     def flaky(a, b):
         calls["n"] += 1
         return real(a, b) * (float("nan") if calls["n"] > 4 else 1.0)  # NaN in epoch 2
 
-    monkeypatch.setattr(trainer_mod, "cycle_loss", flaky)
+    monkeypatch.setattr(objectives, "cycle_loss", flaky)
     with pytest.raises(TrainingDivergedError, match="NaN|nan"):
         t.fit(progress=False)
     _, meta, _ = load_checkpoint(tmp_path / "r")

@@ -144,12 +144,21 @@ def load_domain(path: str | Path, cfg: DataConfig, what: str = "input") -> Slice
 
 class UnpairedBatches:
     """Infinite unpaired sampling: T1 and T2 slices drawn independently; from each, one patch around
-    foreground, augmented on its own. Randomness comes from one seeded generator (saved in checkpoints)."""
+    foreground, augmented on its own. Randomness comes from one seeded generator (saved in checkpoints).
 
-    def __init__(self, t1: SliceSet, t2: SliceSet, cfg: DataConfig, batch_size: int, seed: int, multiple: int = 4) -> None:
+    Under DDP (``world_size`` > 1) every rank draws the same global batch of ``batch_size * world_size`` from the
+    same generator and keeps its own ``batch_size`` slice: T1 and T2 are sharded independently and
+    deterministically, N ranks x batch B see exactly what one process with batch N*B would, and the sampler
+    state is the same on every rank (one copy in the checkpoint, valid for any number of ranks on resume)."""
+
+    def __init__(self, t1: SliceSet, t2: SliceSet, cfg: DataConfig, batch_size: int, seed: int, multiple: int = 4,
+                 rank: int = 0, world_size: int = 1) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world of size {world_size}")
         self.t1, self.t2, self.cfg, self.batch_size = t1, t2, cfg, batch_size
+        self.rank, self.world_size = rank, world_size
         self.generator = torch.Generator().manual_seed(seed)
         if cfg.train_size:
             self.size = (cfg.train_size, cfg.train_size)
@@ -164,11 +173,11 @@ class UnpairedBatches:
         return x
 
     def _draw(self, data: SliceSet) -> torch.Tensor:
-        idx = torch.randint(0, len(data), (self.batch_size,), generator=self.generator).tolist()
+        idx = torch.randint(0, len(data), (self.batch_size * self.world_size,), generator=self.generator).tolist()
         # a margin around each patch so that rotation/scaling never pulls in empty corners
         margin = 0 if not (self.cfg.rotate_deg or self.cfg.scale or self.cfg.translate) else max(2, round(0.125 * max(self.size)))
         big = foreground_patches(data.windows(idx), (self.size[0] + 2 * margin, self.size[1] + 2 * margin), self.generator)
-        out = self._augment(big)
+        out = self._augment(big)[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
         return out[:, :, margin : margin + self.size[0], margin : margin + self.size[1]].contiguous()
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:

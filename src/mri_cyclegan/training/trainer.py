@@ -17,9 +17,8 @@ from ..data.dataset import SliceSet, UnpairedBatches
 from ..data.patches import apply_whole
 from ..errors import InputError, TrainingDivergedError
 from ..io.atomic import atomic_path, remove_stale_temps
-from ..losses import cycle_loss, gan_loss, identity_loss
 from ..models import CycleGAN
-from ..runtime import autocast, resolve_device, resolve_precision
+from ..runtime import Distributed, all_mean, autocast, barrier, broadcast_float, init_distributed, resolve_device, resolve_precision
 from .artifacts import LOSS_KEYS, SAMPLE_LABELS, LossLog, make_gif, sample_grid, save_png
 from .checkpoint import (
     load_checkpoint,
@@ -29,6 +28,7 @@ from .checkpoint import (
     optimizer_to_tensors,
     save_checkpoint,
 )
+from .objectives import DiscriminatorObjective, GeneratorObjective
 from .pool import ImagePool
 from .schedule import lr_factor, lr_factor_time
 
@@ -64,12 +64,13 @@ def _spread(length: int, n: int) -> list[int]:
 class Trainer:
     """Owns the model, optimizers, pools and data sampler of one run folder."""
 
-    def __init__(self, config: Config, t1: SliceSet, t2: SliceSet, run_dir: str | Path) -> None:
+    def __init__(self, config: Config, t1: SliceSet, t2: SliceSet, run_dir: str | Path, dist: Distributed | None = None) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
         self.t1, self.t2 = t1, t2
+        self.dist = dist or Distributed()
         tc = config.train
-        self.device = resolve_device(tc.device)
+        self.device = init_distributed(self.dist, resolve_device(tc.device))
         self.precision = resolve_precision(tc.precision, self.device)
         self.model = CycleGAN.from_config(config, seed=tc.seed)
         if config.model.prior != "none":
@@ -78,14 +79,25 @@ class Trainer:
         if tc.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.memory_format = torch.channels_last if tc.channels_last else torch.contiguous_format
+        m = self.model
+        self.g_objective: torch.nn.Module = GeneratorObjective(m.g_t1_to_t2, m.g_t2_to_t1, tc)
+        self.d_objective: torch.nn.Module = DiscriminatorObjective(m.d_t1, m.d_t2, tc)
+        if self.dist.enabled:  # the engine's DDP: weights broadcast from rank 0, gradients averaged over ranks
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.g_objective = DDP(self.g_objective, device_ids=ids, forward_sync_buffers=False)
+            self.d_objective = DDP(self.d_objective, device_ids=ids, forward_sync_buffers=False)
         betas = (tc.beta1, tc.beta2)
         foreach = self.device.type == "cuda" or None
         self.opt_g = torch.optim.Adam([p for g in self.model.generators() for p in g.parameters()], lr=tc.lr, betas=betas, foreach=foreach)
         self.opt_d = torch.optim.Adam([p for d in self.model.discriminators() for p in d.parameters()], lr=tc.lr, betas=betas, foreach=foreach)
-        self.pool_t1 = ImagePool(tc.pool_size, torch.Generator().manual_seed(tc.seed + 1))
-        self.pool_t2 = ImagePool(tc.pool_size, torch.Generator().manual_seed(tc.seed + 2))
-        self.batches = UnpairedBatches(t1, t2, config.data, tc.batch_size, seed=tc.seed + 3, multiple=self.model.size_multiple)
-        self.iters_per_epoch = tc.iters_per_epoch or max(1, math.ceil(max(len(t1), len(t2)) / tc.batch_size))
+        r = 1000 * self.dist.rank  # each rank has its own image pools
+        self.pool_t1 = ImagePool(tc.pool_size, torch.Generator().manual_seed(tc.seed + 1 + r))
+        self.pool_t2 = ImagePool(tc.pool_size, torch.Generator().manual_seed(tc.seed + 2 + r))
+        self.batches = UnpairedBatches(t1, t2, config.data, tc.batch_size, seed=tc.seed + 3, multiple=self.model.size_multiple,
+                                       rank=self.dist.rank, world_size=self.dist.world_size)
+        self.iters_per_epoch = tc.iters_per_epoch or max(1, math.ceil(max(len(t1), len(t2)) / (tc.batch_size * self.dist.world_size)))
         self.step = 0
         self.epoch = 0
         self.elapsed = 0.0  # training wall-clock seconds, carried across resumes (for --minutes)
@@ -97,49 +109,37 @@ class Trainer:
         return x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
 
     def train_step(self, real_t1: torch.Tensor, real_t2: torch.Tensor) -> dict[str, float]:
-        """One CycleGAN iteration on (N, K, P, P) patches: update both generators, then both discriminators."""
-        tc, m = self.config.train, self.model
+        """One CycleGAN iteration on (N, K, P, P) patches: update both generators, then both discriminators.
+        Under DDP each objective's gradients are averaged over the ranks; the returned losses are their means."""
+        m = self.model
         real_t1, real_t2 = self._to_device(real_t1), self._to_device(real_t2)
-        lam, lam_id = tc.lambda_cycle, tc.lambda_cycle * tc.lambda_identity
 
         # Generators: fool the discriminators, and come back to the input after a round trip.
         _set_requires_grad(m.discriminators(), False)
         with autocast(self.device, self.precision):
-            fake_t2 = m.g_t1_to_t2(real_t1)  # (N, K, P, P)
-            fake_t1 = m.g_t2_to_t1(real_t2)
-            rec_t1 = m.g_t2_to_t1(fake_t2)
-            rec_t2 = m.g_t1_to_t2(fake_t1)
-            loss_gan = gan_loss(m.d_t2(fake_t2), True, tc.gan_loss) + gan_loss(m.d_t1(fake_t1), True, tc.gan_loss)
-            loss_cycle = lam * (cycle_loss(rec_t1, real_t1) + cycle_loss(rec_t2, real_t2))
-            loss_idt = torch.zeros((), device=self.device)
-            if lam_id > 0:
-                loss_idt = lam_id * (identity_loss(m.g_t1_to_t2(real_t2), real_t2) + identity_loss(m.g_t2_to_t1(real_t1), real_t1))
-            loss_g = loss_gan + loss_cycle + loss_idt
+            loss_g, loss_gan, loss_cycle, loss_idt, fake_t1, fake_t2 = self.g_objective(real_t1, real_t2, m.d_t1, m.d_t2)
         self._check_finite("generator", loss_g)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
 
-        # Discriminators: real vs (pooled) fake, one pass over the concatenated batch per contrast.
+        # Discriminators: real vs (pooled, per rank) fake.
         _set_requires_grad(m.discriminators(), True)
         pooled_t1 = self.pool_t1.query(fake_t1.detach())
         pooled_t2 = self.pool_t2.query(fake_t2.detach())
         with autocast(self.device, self.precision):
-            loss_d = 0.0
-            for d, real, fake in ((m.d_t1, real_t1, pooled_t1), (m.d_t2, real_t2, pooled_t2)):
-                logits = d(torch.cat([real, fake], 0))
-                n = real.shape[0]
-                loss_d = loss_d + 0.5 * (gan_loss(logits[:n], True, tc.gan_loss) + gan_loss(logits[n:], False, tc.gan_loss))
+            loss_d = self.d_objective(real_t1, real_t2, pooled_t1, pooled_t2)
         self._check_finite("discriminator", loss_d)
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
 
-        values = torch.stack([loss_g.detach(), loss_gan.detach(), loss_cycle.detach(), loss_idt.detach(), loss_d.detach()]).float().cpu()
-        return dict(zip(LOSS_KEYS, values.tolist()))
+        values = torch.stack([loss_g.detach(), loss_gan.detach(), loss_cycle.detach(), loss_idt.detach(), loss_d.detach()]).float()
+        return dict(zip(LOSS_KEYS, all_mean(values, self.dist).cpu().tolist()))
 
     def _check_finite(self, what: str, loss: torch.Tensor) -> None:
-        if not torch.isfinite(loss).item():
+        bad = all_mean((~torch.isfinite(loss.detach())).float(), self.dist)  # every rank stops together
+        if bad.item() > 0:
             raise TrainingDivergedError(
                 f"the {what} loss became {loss.item()} at iteration {self.step}; training stopped and the last good "
                 f"checkpoint in {self.run_dir / 'checkpoints'} was kept. Try a lower --lr or --precision fp32"
@@ -228,9 +228,11 @@ class Trainer:
         return tensors, meta
 
     def save(self, name: str = "last") -> Path:
-        tensors, meta = self.state_tensors()
+        """Write a checkpoint (rank 0 only under DDP: one writer, the others wait at the next barrier)."""
         path = self.run_dir / "checkpoints" / f"{name}.safetensors"
-        save_checkpoint(path, tensors, meta)
+        if self.dist.is_main:
+            tensors, meta = self.state_tensors()
+            save_checkpoint(path, tensors, meta)
         return path
 
     def load(self, path: str | Path) -> None:
@@ -253,20 +255,25 @@ class Trainer:
         """Train to the configured number of epochs (or for ``train.minutes``); returns the last epoch's mean losses."""
         from tqdm.auto import tqdm
 
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(self.run_dir)  # left by a process killed mid-write
-        with atomic_path(self.run_dir / "config.json") as tmp:
-            tmp.write_text(self.config.to_json())
+        main = self.dist.is_main  # under DDP rank 0 alone writes: config, losses, samples, checkpoints, plots
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temps(self.run_dir)  # left by a process killed mid-write
+            with atomic_path(self.run_dir / "config.json") as tmp:
+                tmp.write_text(self.config.to_json())
+        barrier(self.dist)
         ckpt = self.run_dir / "checkpoints" / "last.safetensors"
         if resume:
             if not ckpt.is_file():
                 raise InputError(f"--resume: no checkpoint in {self.run_dir / 'checkpoints'}; start without --resume")
             self.load(ckpt)
             log.info("resumed from %s at epoch %d, iteration %d", ckpt, self.epoch, self.step)
-        losses = LossLog(self.run_dir / "losses.csv", resume_step=self.step if resume else None)
+        losses = LossLog(self.run_dir / "losses.csv", resume_step=self.step if resume else None) if main else None
         if not resume:
-            self.write_samples()  # epoch 0: untrained
+            if main:
+                self.write_samples()  # epoch 0: untrained
             self.save()
+        barrier(self.dist)
         tc = self.config.train
         budget = tc.minutes * 60
         log.info(
@@ -274,13 +281,16 @@ class Trainer:
             self.device, self.precision, len(self.t1), len(self.t2), self.iters_per_epoch,
             f"for {tc.minutes:g} min (LR schedule follows elapsed time)" if budget else f"{tc.total_epochs} epochs",
         )
-        bar = tqdm(total=None if budget else self.total_steps, initial=self.step, disable=not progress, unit="it", dynamic_ncols=True)
+        if self.dist.enabled:
+            log.info("DDP: %d processes x batch %d = global batch %d", self.dist.world_size, tc.batch_size, tc.batch_size * self.dist.world_size)
+        bar = tqdm(total=None if budget else self.total_steps, initial=self.step, disable=not (progress and main), unit="it",
+                   dynamic_ncols=True)
         means: dict[str, float] = {}
         self.model.train()
         clock = time.perf_counter() - self.elapsed
 
         def more() -> bool:
-            self.elapsed = time.perf_counter() - clock
+            self.elapsed = broadcast_float(time.perf_counter() - clock, self.dist, self.device)  # rank 0's clock rules
             return self.elapsed < budget if budget else self.epoch < tc.total_epochs
 
         try:
@@ -294,7 +304,8 @@ class Trainer:
                     values = self.train_step(*self.batches.next())
                     self.step += 1
                     done += 1
-                    losses.append({"step": self.step, "epoch": self.epoch + 1, **values, "lr": lr})
+                    if losses is not None:
+                        losses.append({"step": self.step, "epoch": self.epoch + 1, **values, "lr": lr})
                     for k in LOSS_KEYS:
                         sums[k] += values[k]
                     bar.update(1)
@@ -305,18 +316,22 @@ class Trainer:
                 means = {k: v / max(done, 1) for k, v in sums.items()}
                 total = "" if budget else f"/{tc.total_epochs}"
                 log.info("epoch %d%s: %s", self.epoch, total, " ".join(f"{k}={v:.4f}" for k, v in means.items()))
-                self.write_samples()
-                self.elapsed = time.perf_counter() - clock
+                if main:
+                    self.write_samples()
+                self.elapsed = broadcast_float(time.perf_counter() - clock, self.dist, self.device)
                 self.save()
                 if tc.save_every and self.epoch % tc.save_every == 0:
                     self.save(f"epoch_{self.epoch:03d}")
-                losses.plot(self.run_dir / "losses.png")
+                if losses is not None:
+                    losses.plot(self.run_dir / "losses.png")
+                barrier(self.dist)
                 if on_epoch is not None:
                     on_epoch(self)
         finally:
             bar.close()
-        frames = sorted((self.run_dir / "samples").glob("epoch_*.png"))
-        make_gif(frames, self.run_dir / "progress.gif")
-        losses.plot(self.run_dir / "losses.png")
+        if losses is not None:
+            make_gif(sorted((self.run_dir / "samples").glob("epoch_*.png")), self.run_dir / "progress.gif")
+            losses.plot(self.run_dir / "losses.png")
+        barrier(self.dist)
         return means
 
