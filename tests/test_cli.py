@@ -170,3 +170,25 @@ def test_translate_image_to_non_image_name_exit_2(run_dir, image_folders, tmp_pa
     assert main(["translate", "--model", str(run_dir), "--direction", "t1-to-t2", str(src), str(out), "--quiet"]) == 2
     assert "fake.nii.gz" in _err(capsys)
     assert list(tmp_path.glob("*fake*")) == [] and list(tmp_path.glob(".tmp-*")) == []
+
+
+def test_translate_folder_of_volumes_overlaps_io_and_keeps_each_result(run_dir, tmp_path, capsys):
+    """Reads and writes run in worker threads while the model works: every output must still be its own input's
+    translation, in its own file."""
+    from mri_cyclegan.inference import Translator
+    from mri_cyclegan.io import read_nifti
+
+    from tests.phantoms import volume_pair
+
+    src = tmp_path / "vols"
+    src.mkdir()
+    for i, shape in enumerate([(30, 26, 5), (24, 28, 4), (26, 26, 6), (28, 22, 3)]):
+        a, _ = volume_pair(shape, seed=10 + i)
+        nib.save(nib.Nifti1Image(a.astype(np.float32), np.diag([1.0, 1.0, 2.0, 1.0])), src / f"v{i}.nii.gz")
+    out = tmp_path / "out"
+    assert main(["translate", "--model", str(run_dir), "--direction", "t1-to-t2", str(src), str(out), "--quiet"]) == 0
+    assert "per minute" in capsys.readouterr().out
+    translator = Translator.from_checkpoint(run_dir, device="cpu")
+    for f in sorted(src.iterdir()):
+        want = translator.translate(read_nifti(f), "t1_to_t2")
+        np.testing.assert_allclose(nib.load(out / f.name).get_fdata(), want, rtol=1e-5, atol=1e-3)

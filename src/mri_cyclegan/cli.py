@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -195,8 +196,11 @@ def cmd_translate(args: argparse.Namespace) -> int:
     translator = Translator.from_checkpoint(args.model, device=args.device, precision=args.precision, batch_size=args.batch_size)
     if args.onnx:
         translator.use_onnx(direction, args.onnx)
+    start = time.perf_counter()
     written = translate_path(translator, args.input, args.output, direction, progress=not args.quiet, overwrite=args.overwrite)
-    print(f"wrote {written[0]}" if len(written) == 1 else f"wrote {len(written)} files to {args.output}")
+    minutes = (time.perf_counter() - start) / 60
+    print(f"wrote {written[0]}" if len(written) == 1 else
+          f"wrote {len(written)} files to {args.output} in {minutes * 60:.1f} s ({len(written) / max(minutes, 1e-9):.1f} per minute)")
     return EXIT_OK
 
 

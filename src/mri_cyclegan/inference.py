@@ -175,20 +175,60 @@ def plan_outputs(input_path: str | Path, output_path: str | Path, overwrite: boo
     return plan
 
 
+def _read(f: Path):
+    return read_any(f) if is_nifti(f) else read_image(f)
+
+
+def _write(dst: Path, f: Path, result, info) -> Path:
+    if is_nifti(f):
+        return write_nifti(dst, result.data, result.affine, result.header)
+    return write_image(dst, result, info.dtype)
+
+
 def translate_path(translator: Translator, input_path: str | Path, output_path: str | Path, direction: str, progress: bool = True,
-                   overwrite: bool = False) -> list[Path]:
-    """Translate an image, a NIfTI volume, or a folder of them; returns the paths written."""
+                   overwrite: bool = False, prefetch: int = 2) -> list[Path]:
+    """Translate an image, a NIfTI volume, or a folder of them; returns the paths written.
+
+    Reading and writing overlap with compute: while the model translates file k, worker threads read the next
+    ``prefetch`` files and write the previous results (at most ``prefetch`` results wait to be written)."""
+    import time
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm.auto import tqdm
 
     plan = plan_outputs(input_path, output_path, overwrite)
-    written = []
-    for f, dst in tqdm(plan, disable=not progress or len(plan) < 2, unit="file"):
-        if is_nifti(f):
-            vol = translator.translate_volume(read_any(f), direction)
-            write_nifti(dst, vol.data, vol.affine, vol.header)
-        else:
-            arr, info = read_image(f)
-            write_image(dst, translator.translate_image(arr, direction), info.dtype)
-        written.append(dst)
-        log.info("wrote %s", dst)
+    written: list[Path] = []
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mri-cyclegan-io") as io:
+        todo = iter(plan)
+        reads: deque = deque()
+        writes: deque = deque()
+
+        def read_next() -> None:
+            item = next(todo, None)
+            if item is not None:
+                reads.append((item, io.submit(_read, item[0])))
+
+        for _ in range(max(1, prefetch)):
+            read_next()
+        for _ in tqdm(range(len(plan)), disable=not progress or len(plan) < 2, unit="file"):
+            (f, dst), future = reads.popleft()
+            loaded = future.result()
+            read_next()
+            if is_nifti(f):
+                result, info = translator.translate_volume(loaded, direction), None
+            else:
+                arr, info = loaded
+                result = translator.translate_image(arr, direction)
+            writes.append(io.submit(_write, dst, f, result, info))
+            while len(writes) > max(1, prefetch):
+                written.append(writes.popleft().result())
+                log.info("wrote %s", written[-1])
+        while writes:
+            written.append(writes.popleft().result())
+            log.info("wrote %s", written[-1])
+    seconds = time.perf_counter() - start
+    if len(written) > 1:
+        log.info("translated %d files in %.1f s (%.1f per minute)", len(written), seconds, 60 * len(written) / max(seconds, 1e-9))
     return written
