@@ -56,9 +56,10 @@ def worker(args: argparse.Namespace) -> None:
         print("RESULT " + json.dumps({"procs": dist.world_size, "batch_per_proc": per, "s_per_it": seconds,
                                       "it_per_s": 1 / seconds, "images_per_s": args.global_batch / seconds}))
     if dist.enabled:
-        import torch.distributed as td
+        from mri_cyclegan.runtime import hard_exit
 
-        td.destroy_process_group()
+        barrier(dist)
+        hard_exit(0)
 
 
 def main() -> None:

@@ -179,11 +179,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if handler is not None:
             logging.getLogger("mri_cyclegan").removeHandler(handler)
             handler.close()
-        if dist.enabled:
-            import torch.distributed as td
-
-            if td.is_initialized():
-                td.destroy_process_group()
+    # Under torchrun the ranks met at the trainer's final barrier; main() then ends the worker with hard_exit
+    # (no destroy_process_group: tearing gloo down occasionally aborted a finished worker on this VM).
     if dist.is_main:
         print(f"done: checkpoints, losses.png, samples/ and progress.gif in {run_dir}")
     return EXIT_OK
@@ -335,6 +332,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(not getattr(args, "quiet", False))
+    from .runtime import distributed_from_env, hard_exit
+
+    code = _run(args)
+    if distributed_from_env().enabled:  # a torchrun worker: leave without C++ teardown (see runtime.hard_exit)
+        hard_exit(code)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     from .errors import InputError, TrainingDivergedError
 
     try:

@@ -125,3 +125,20 @@ def broadcast_float(value: float, dist: Distributed, device: torch.device) -> fl
     t = torch.tensor([value], dtype=torch.float64, device=device)
     td.broadcast(t, src=0)
     return float(t.item())
+
+
+def hard_exit(code: int) -> None:
+    """End a distributed worker after its last barrier without tearing the process group down: on this VM a
+    finished gloo worker occasionally aborted at teardown ("terminate called without an active exception",
+    SIGABRT), which made torchrun report a finished job as failed. Logs and output are flushed first; the
+    operating system closes the sockets."""
+    import os
+    import sys
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)

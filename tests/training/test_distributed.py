@@ -35,7 +35,7 @@ def _worker(rank: int, world: int, port: int, folders, out: Path, batch: int) ->
     import torch.distributed as td
 
     from mri_cyclegan.data.dataset import load_domain
-    from mri_cyclegan.runtime import Distributed
+    from mri_cyclegan.runtime import Distributed, hard_exit
     from mri_cyclegan.training.trainer import Trainer
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
@@ -52,8 +52,8 @@ def _worker(rank: int, world: int, port: int, folders, out: Path, batch: int) ->
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         torch.save({"rows": rows, "same": same, "params": _params(trainer.model)}, out / "result.pt")
-    td.barrier()  # no rank tears the group down while another still uses it
-    td.destroy_process_group()
+    td.barrier()  # every rank is done with the group ...
+    hard_exit(0)  # ... and leaves without tearing gloo down (see runtime.hard_exit)
 
 
 def test_two_ranks_equal_one_process_with_twice_the_batch(tmp_path):
