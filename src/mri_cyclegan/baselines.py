@@ -187,7 +187,7 @@ def proportion_weights(source: np.ndarray, target: np.ndarray, invert: bool, k: 
     return ct.responsibilities(target) @ (p_source / ct.weights)
 
 
-def matching_lut(source, target, invert: bool = False, n_knots: int = N_KNOTS, reweight: bool = True) -> np.ndarray:
+def histogram_matching_lut(source, target, n_knots: int = N_KNOTS, invert: bool = False, reweight: bool = True) -> np.ndarray:
     """Monotone map (decreasing if ``invert``) taking the source tissue histogram to the target's, as values at
     :func:`knots`. ``source``/``target``: :class:`TissueValues` (from :func:`tissue_values`) or plain value arrays.
     ``reweight=False`` is plain quantile matching (kept for comparison)."""
@@ -216,11 +216,7 @@ def matching_lut(source, target, invert: bool = False, n_knots: int = N_KNOTS, r
 
 def inverse_histogram_lut(source, target, n_knots: int = N_KNOTS, reweight: bool = True) -> np.ndarray:
     """The darkest source tissue gets the brightest target tissue, at the source's tissue proportions."""
-    return matching_lut(source, target, invert=True, n_knots=n_knots, reweight=reweight)
-
-
-def histogram_matching_lut(source, target, n_knots: int = N_KNOTS, invert: bool = False, reweight: bool = True) -> np.ndarray:
-    return matching_lut(source, target, invert=invert, n_knots=n_knots, reweight=reweight)
+    return histogram_matching_lut(source, target, n_knots, invert=True, reweight=reweight)
 
 
 def apply_lut(x: np.ndarray, lut: np.ndarray) -> np.ndarray:

@@ -20,7 +20,6 @@ from .data.patches import apply_whole
 from .data.preprocess import Preprocessor, context_windows
 from .errors import InputError
 from .io import is_nifti, list_inputs, read_any, read_image, write_image, write_nifti
-from .io.images import read_image_info
 from .io.volume import Volume
 from .models import CycleGAN
 from .runtime import autocast, resolve_device, resolve_precision
@@ -124,15 +123,6 @@ def _is_within(path: Path, folder: Path) -> bool:
         return False
 
 
-def _check_parent(path: Path) -> None:
-    """The nearest existing ancestor of ``path`` must be a folder (checked before any work is done)."""
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise InputError(f"cannot write {path}: {parent} is a file, not a folder; choose another output path")
-            return
-
-
 def plan_outputs(input_path: str | Path, output_path: str | Path, overwrite: bool = False) -> list[tuple[Path, Path]]:
     """(input file, output file) pairs for ``translate``, checked before any work is done.
 
@@ -141,6 +131,7 @@ def plan_outputs(input_path: str | Path, output_path: str | Path, overwrite: boo
     NIfTI volume is named as a 2D image (or the reverse), or when outputs exist and ``overwrite`` is False.
     Files under ``output_path`` are never read as inputs, so an output folder inside the input folder is safe.
     """
+    from .io.atomic import check_parent
     from .io.images import check_writable
 
     src_root, out_root = Path(input_path), Path(output_path)
@@ -161,11 +152,11 @@ def plan_outputs(input_path: str | Path, output_path: str | Path, overwrite: boo
             kind = "a NIfTI volume" if is_nifti(f) else "a 2D image"
             want = ".nii or .nii.gz" if is_nifti(f) else "an image extension (.png, .tif, ...)"
             raise InputError(f"{f} is {kind} but the output {dst} is named as {'an image' if is_nifti(f) else 'NIfTI'}; name it {want}")
-        _check_parent(dst)
+        check_parent(dst)
         if dst.resolve() in inputs:
             raise InputError(f"output {dst} is one of the inputs; translating would overwrite it. Choose another output")
-        if not is_nifti(f):
-            check_writable(dst, read_image_info(f).dtype)
+        if named and not is_nifti(f):  # only a named output can change the format (a folder keeps each file's)
+            check_writable(dst, read_image(f)[1].dtype)
         plan.append((f, dst))
     existing = [d for _, d in plan if d.exists()]
     if existing and not overwrite:

@@ -31,6 +31,9 @@ class Stack:
     usable: list[int]  # slices with enough foreground to train on
 
 
+TISSUE_SLICES = 256  # slices per set whose intensities feed the prior and the calibration
+
+
 @dataclass
 class SliceSet:
     """All stacks of one contrast, indexed by usable slice."""
@@ -38,6 +41,7 @@ class SliceSet:
     stacks: list[Stack]
     context: int = 1  # K: channels per sample (2.5D)
     index: list[tuple[int, int]] = field(init=False)  # (stack, slice) of every usable slice
+    _tissue: object = field(default=None, init=False, repr=False)  # cache of tissue_values()
 
     def __post_init__(self) -> None:
         self.index = [(i, z) for i, s in enumerate(self.stacks) for z in s.usable]
@@ -63,13 +67,15 @@ class SliceSet:
             vals = np.random.default_rng(seed).choice(vals, max_values, replace=False)
         return vals
 
-    def tissue_values(self, max_slices: int = 256):
-        """Tissue and background intensities of (up to ``max_slices`` evenly spread) usable slices, for the
-        intensity prior and the output calibration (:func:`mri_cyclegan.baselines.tissue_values`)."""
+    def tissue_values(self):
+        """Tissue and background intensities of (up to TISSUE_SLICES evenly spread) usable slices, for the
+        intensity prior and the output calibration (:func:`mri_cyclegan.baselines.tissue_values`); computed once."""
         from ..baselines import tissue_values
 
-        picks = np.unique(np.linspace(0, len(self) - 1, min(max_slices, len(self))).round().astype(int))
-        return tissue_values(self.stacks[self.index[i][0]].data[self.index[i][1]].float().numpy() for i in picks)
+        if self._tissue is None:
+            picks = np.unique(np.linspace(0, len(self) - 1, min(TISSUE_SLICES, len(self))).round().astype(int))
+            self._tissue = tissue_values(self.stacks[self.index[i][0]].data[self.index[i][1]].float().numpy() for i in picks)
+        return self._tissue
 
     @property
     def max_shape(self) -> tuple[int, int]:

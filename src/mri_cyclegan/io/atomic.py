@@ -19,8 +19,18 @@ def _umask() -> int:
     return mask
 
 
+def check_parent(path: Path) -> None:
+    """The nearest existing ancestor of ``path`` must be a folder (checkable before any work is done)."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"cannot write {path}: {parent} is a file, not a folder; choose another output path")
+            return
+
+
 def ensure_parent(path: Path) -> None:
     """Create ``path``'s folder; a clear InputError when a parent is a file or cannot be created."""
+    check_parent(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):

@@ -90,10 +90,6 @@ def read_image(path: str | Path) -> tuple[np.ndarray, ImageInfo]:
     return arr, ImageInfo(dtype=dtype, shape=(int(arr.shape[0]), int(arr.shape[1])))
 
 
-def read_image_info(path: str | Path) -> ImageInfo:
-    return read_image(path)[1]
-
-
 def check_writable(path: str | Path, dtype: str) -> None:
     """InputError unless ``path``'s format holds ``dtype`` pixels without loss (no silent bit-depth change)."""
     p = Path(path)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import zlib
 import logging
+import zlib
 from pathlib import Path
 
 import numpy as np

@@ -169,13 +169,6 @@ class Trainer:
             return apply_whole(fn, x, self.model.size_multiple)[0].float().cpu()
 
     # ------------------------------------------------------------------ output calibration
-    def _tissue(self, slices: SliceSet):
-        """The training set's tissue/background values (computed once per set)."""
-        cache = self.__dict__.setdefault("_tissue_cache", {})
-        if id(slices) not in cache:
-            cache[id(slices)] = slices.tissue_values()
-        return cache[id(slices)]
-
     @torch.inference_mode()
     def calibrate(self) -> None:
         """Fit each generator's output calibration: its whole-slice outputs on (up to CALIBRATION_SLICES)
@@ -185,7 +178,7 @@ class Trainer:
         for g, src, tgt in ((m.g_t1_to_t2, self.t1, self.t2), (m.g_t2_to_t1, self.t2, self.t1)):
             c = src.context // 2
             outs = [self.whole(g.raw, w)[c].numpy() for w in src.windows(_spread(len(src), CALIBRATION_SLICES))]
-            lut = histogram_matching_lut(tissue_values(outs), self._tissue(tgt))
+            lut = histogram_matching_lut(tissue_values(outs), tgt.tissue_values())
             g.calibration.lut.copy_(torch.from_numpy(lut))
 
     # ------------------------------------------------------------------ samples
