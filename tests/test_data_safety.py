@@ -81,6 +81,8 @@ def test_translate_refuses_to_overwrite_its_input(run_dir, image_folders, tmp_pa
     assert "input itself" in _err(capsys)
     assert _translate(run_dir, t1, t1) == 2
     assert "input itself" in _err(capsys)
+    assert _translate(run_dir, one, t1) == 2  # a file into its own folder: the output would be the file itself
+    assert "one of the inputs" in _err(capsys)
     assert {f.name: f.read_bytes() for f in t1.iterdir()} == before
 
 
@@ -156,6 +158,10 @@ def test_decompression_bomb_is_one_line(tmp_path):
     bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + chunk(b"IDAT", zlib.compress(b"\0" * 20001 * 4)) + chunk(b"IEND", b""))
     assert bomb.stat().st_size < 1000
     with pytest.raises(InputError, match="bomb.png"):
+        read_image(bomb)  # refused by Pillow's own limit (~179 M pixels)
+    head = struct.pack(">IIBBBBB", 13000, 12000, 8, 0, 0, 0, 0)  # 156 M pixels: under Pillow's limit, over ours
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + chunk(b"IDAT", zlib.compress(b"\0" * 13001 * 4)) + chunk(b"IEND", b""))
+    with pytest.raises(InputError, match="claims 13000 x 12000"):
         read_image(bomb)
 
 

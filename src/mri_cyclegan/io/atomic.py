@@ -30,7 +30,6 @@ def check_parent(path: Path) -> None:
 
 def ensure_parent(path: Path) -> None:
     """Create ``path``'s folder; a clear InputError when a parent is a file or cannot be created."""
-    check_parent(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
