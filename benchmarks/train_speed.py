@@ -3,7 +3,7 @@
     python benchmarks/train_speed.py [--iters 10] [--configs a,b,c,d,demo] [--precisions fp32,bf16]
 
 (a) ResNet-9 ngf 64 at 256², (b) same at 128², (c) U-Net-256 ngf 64 at 256², (d) ResNet-9 ngf 32 at 128²,
-all batch 1, 1 channel, plain CycleGAN (no prior, identity loss on); plus the demo default.
+all batch 1, (e) ResNet-6 ngf 32 at 96² batch 4 (the reference-parity network), 1 channel, plain CycleGAN (no prior, identity loss on); plus the demo default.
 Writes benchmarks/results/train_speed.json.
 """
 
@@ -30,6 +30,7 @@ CONFIGS = {
     "b": {**BASE, "data.image_size": 128, "model.ngf": 64, "model.n_blocks": 9},
     "c": {**BASE, "data.image_size": 256, "model.ngf": 64, "model.generator": "unet", "model.unet_downs": 8},
     "d": {**BASE, "data.image_size": 128, "model.ngf": 32, "model.n_blocks": 9},
+    "e": {**BASE, "data.image_size": 96, "model.ngf": 32, "model.n_blocks": 6, "train.batch_size": 4},  # reference_parity.py's network
     "demo": {**DEMO_OVERRIDES, "train.n_samples": 0},
 }
 
@@ -40,11 +41,11 @@ def conv_flops(trainer: Trainer, batch) -> int:
     with FlopCounterMode(display=False) as fc:
         trainer.train_step(*batch)
     counts = fc.get_flop_counts().get("Global", {})
-    return int(sum(v for k, v in counts.items() if "convolution" in str(k)))
+    return int(sum(counts.values()))  # convolutions, and the matmuls of the edge layers (models/edge_conv.py)
 
 
-def bench(name: str, precision: str, iters: int, warmup: int, device: str) -> dict:
-    cfg = Config().replace(**CONFIGS[name], **{"train.precision": precision, "train.device": device})
+def bench(name: str, precision: str, iters: int, warmup: int, device: str, channels_last: str = "auto") -> dict:
+    cfg = Config().replace(**CONFIGS[name], **{"train.precision": precision, "train.device": device, "train.channels_last": {"on": True, "off": False}.get(channels_last, channels_last)})
     s = cfg.data.train_size
     data = random_slices(s)
     tr = Trainer(cfg, data, data, "/tmp/mri_cyclegan_bench_run")
@@ -62,7 +63,7 @@ def bench(name: str, precision: str, iters: int, warmup: int, device: str) -> di
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
     sec = statistics.median(times)
-    return {"config": name, "precision": tr.precision, "image_size": s, "batch_size": cfg.train.batch_size,
+    return {"config": name, "precision": tr.precision, "channels_last": tr.memory_format == torch.channels_last, "image_size": s, "batch_size": cfg.train.batch_size,
             "s_per_iter": round(sec, 4), "images_per_s": round(2 * cfg.train.batch_size / sec, 2),
             "conv_gflop_per_iter": round(flops / 1e9, 2), "achieved_gflops": round(flops / sec / 1e9, 1)}
 
@@ -74,17 +75,18 @@ def main() -> None:
     ap.add_argument("--configs", default="a,b,c,d,demo")
     ap.add_argument("--precisions", default="fp32,bf16")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--channels-last", default="auto", help="comma list of auto,on,off")
     args = ap.parse_args()
     fp32_peak = matmul_peak_gflops(torch.float32)
     bf16_peak = matmul_peak_gflops(torch.bfloat16)
     rows = []
     for name in args.configs.split(","):
-        for prec in args.precisions.split(","):
-            r = bench(name, prec, args.iters, args.warmup, args.device)
+        for prec, cl in [(p, c) for p in args.precisions.split(",") for c in args.channels_last.split(",")]:
+            r = bench(name, prec, args.iters, args.warmup, args.device, cl)
             r.update(fp32_peak_gflops=round(fp32_peak, 1), bf16_peak_gflops=round(bf16_peak, 1),
                      ratio_to_fp32_peak=round(r["achieved_gflops"] / fp32_peak, 3), ratio_to_bf16_peak=round(r["achieved_gflops"] / bf16_peak, 3))
             rows.append(r)
-            print(f"{name:>5} {r['precision']:>5} {r['s_per_iter']:>9.3f} s/it {r['conv_gflop_per_iter']:>9.1f} GFLOP/it "
+            print(f"{name:>5} {r['precision']:>5} {'NHWC' if r['channels_last'] else 'NCHW'} {r['s_per_iter']:>9.3f} s/it {r['conv_gflop_per_iter']:>9.1f} GFLOP/it "
                   f"{r['achieved_gflops']:>7.1f} GFLOP/s  x{r['ratio_to_fp32_peak']:.2f} fp32 peak  x{r['ratio_to_bf16_peak']:.2f} bf16 peak", flush=True)
     info = machine()
     print(f"machine: {info}; matmul peak fp32 {fp32_peak:.0f} GFLOP/s, bf16 {bf16_peak:.0f} GFLOP/s")

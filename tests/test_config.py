@@ -66,3 +66,18 @@ def test_shipped_reference_config_is_the_reference():
 
     path = Path(__file__).parents[1] / "configs" / "reference.yaml"
     assert load_config(path) == Config.reference()
+
+
+def test_channels_last_is_decided_per_device():
+    """'auto' (the default) is NHWC on CUDA only (measured slower on CPU); configs saved with true/false keep them."""
+    import torch
+
+    from mri_cyclegan.runtime import resolve_channels_last
+
+    assert Config().train.channels_last == "auto"
+    assert resolve_channels_last("auto", torch.device("cpu")) is False
+    assert resolve_channels_last("auto", torch.device("cuda", 0)) is True
+    assert resolve_channels_last(True, torch.device("cpu")) is True
+    assert Config.from_dict(Config().replace(**{"train.channels_last": True}).to_dict()).train.channels_last is True
+    with pytest.raises(InputError):
+        Config().replace(**{"train.channels_last": "yes"})

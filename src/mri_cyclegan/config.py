@@ -184,7 +184,7 @@ class TrainConfig:
     seed: int = 0
     device: Device = "auto"
     precision: Precision = "auto"
-    channels_last: bool = True
+    channels_last: bool | Literal["auto"] = "auto"  # NHWC tensors; 'auto' = on CUDA only (slower with instance norm on CPU, README Speed)
     n_samples: int = 4  # fixed validation images in the per-epoch sample grid
     minutes: float = 0.0  # > 0: train for this wall-clock budget; the LR schedule follows elapsed time
     calibrate: bool = False  # fit an output intensity calibration after each epoch (assumes matched tissue proportions when they cannot be estimated)

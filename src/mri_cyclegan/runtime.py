@@ -43,6 +43,12 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return "bf16" if cpu_has_bf16() else "fp32"
 
 
+def resolve_channels_last(setting: bool | str, device: torch.device) -> bool:
+    """'auto' is channels-last on CUDA only: on CPU, instance norm and the reflection pads in NHWC cost more
+    than the convolutions gain (measured in benchmarks/train_speed.py, README Speed)."""
+    return device.type == "cuda" if setting == "auto" else bool(setting)
+
+
 @contextlib.contextmanager
 def autocast(device: torch.device, precision: str) -> Iterator[None]:
     """bf16 autocast (fp32 master weights; bf16 needs no loss scaling), or nothing for fp32."""

@@ -45,3 +45,32 @@ def test_init_is_seeded():
     pa, pb, pc = (torch.cat([p.flatten() for p in m.parameters()]) for m in (a, b, c))
     assert torch.equal(pa, pb) and not torch.equal(pa, pc)
     assert 0.015 < pa.std().item() < 0.025
+
+
+@pytest.mark.parametrize("in_ch, out_ch", [(5, 1), (1, 32)])
+def test_edge_conv_equals_convolution_forward_and_backward(in_ch, out_ch):
+    """The matmul path of the generator's 1-channel 7x7 layers gives conv2d's outputs and all three gradients."""
+    from mri_cyclegan.models.edge_conv import EdgeConv2d
+
+    torch.manual_seed(0)
+    fast = EdgeConv2d(in_ch, out_ch, 7)
+    ref = torch.nn.Conv2d(in_ch, out_ch, 7)
+    ref.load_state_dict(fast.state_dict())  # same parameters, same state-dict keys
+    x = torch.randn(2, in_ch, 19, 23)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = fast(xa), ref(xb)
+    torch.testing.assert_close(ya, yb, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(yb)
+    ya.backward(g)
+    yb.backward(g)
+    torch.testing.assert_close(xa.grad, xb.grad, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast.weight.grad, ref.weight.grad, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(fast.bias.grad, ref.bias.grad, atol=1e-4, rtol=1e-5)
+
+
+def test_generator_uses_edge_conv_at_both_ends():
+    from mri_cyclegan.models.edge_conv import EdgeConv2d
+
+    g = ResnetGenerator(ngf=4, n_blocks=1)
+    convs = [m for m in g.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert isinstance(convs[0], EdgeConv2d) and isinstance(convs[-1], EdgeConv2d)

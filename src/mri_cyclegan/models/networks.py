@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..baselines import N_KNOTS
+from .edge_conv import EdgeConv2d
 
 
 def _norm(channels: int) -> nn.Module:
@@ -32,7 +33,8 @@ class ResnetGenerator(nn.Module):
 
     def __init__(self, ngf: int = 64, n_blocks: int = 9, in_ch: int = 1, out_ch: int = 1) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_ch, ngf, 7), _norm(ngf), nn.ReLU(True)]
+        edge = EdgeConv2d if in_ch == 1 else nn.Conv2d  # 1-channel 7x7 layers as matmuls on CPU (edge_conv.py)
+        layers: list[nn.Module] = [nn.ReflectionPad2d(3), edge(in_ch, ngf, 7), _norm(ngf), nn.ReLU(True)]
         # (N, ngf, H, W)
         for mult in (1, 2):  # -> (N, 2ngf, H/2, W/2) -> (N, 4ngf, H/4, W/4)
             c = ngf * mult
@@ -41,7 +43,7 @@ class ResnetGenerator(nn.Module):
         for mult in (4, 2):  # -> (N, 2ngf, H/2, W/2) -> (N, ngf, H, W)
             c = ngf * mult
             layers += [nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1), _norm(c // 2), nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_ch, 7)]  # (N, out_ch, H, W), no activation
+        layers += [nn.ReflectionPad2d(3), (EdgeConv2d if out_ch == 1 else nn.Conv2d)(ngf, out_ch, 7)]  # (N, out_ch, H, W), no activation
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

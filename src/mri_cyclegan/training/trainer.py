@@ -18,7 +18,7 @@ from ..data.patches import apply_whole
 from ..errors import InputError, TrainingDivergedError
 from ..io.atomic import atomic_path, remove_stale_temps
 from ..models import CycleGAN
-from ..runtime import Distributed, all_mean, autocast, barrier, broadcast_float, init_distributed, resolve_device, resolve_precision
+from ..runtime import Distributed, all_mean, autocast, barrier, broadcast_float, init_distributed, resolve_channels_last, resolve_device, resolve_precision
 from .artifacts import LOSS_KEYS, SAMPLE_LABELS, LossLog, make_gif, sample_grid, save_png
 from .checkpoint import (
     load_checkpoint,
@@ -76,9 +76,10 @@ class Trainer:
         if config.model.prior != "none":
             self.model.set_priors(*priors_from_data(t1, t2))
         self.model.to(self.device)
-        if tc.channels_last:
+        self.channels_last = resolve_channels_last(tc.channels_last, self.device)
+        if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.memory_format = torch.channels_last if tc.channels_last else torch.contiguous_format
+        self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         m = self.model
         self.g_objective: torch.nn.Module = GeneratorObjective(m.g_t1_to_t2, m.g_t2_to_t1, tc)
         self.d_objective: torch.nn.Module = DiscriminatorObjective(m.d_t1, m.d_t2, tc)
@@ -232,7 +233,7 @@ class Trainer:
         tensors, meta, config = load_checkpoint(path)
         load_module(self.model, tensors, "model", path)
         self.model.to(self.device)
-        if self.config.train.channels_last:
+        if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.opt_g.load_state_dict(optimizer_from_tensors("opt_g", tensors, meta["opt_g_groups"]))
         self.opt_d.load_state_dict(optimizer_from_tensors("opt_d", tensors, meta["opt_d_groups"]))
