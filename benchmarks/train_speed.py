@@ -22,8 +22,10 @@ from common import machine, matmul_peak_gflops, random_slices, write_json  # noq
 
 from mri_cyclegan.config import Config  # noqa: E402
 from mri_cyclegan.demo import DEMO_OVERRIDES  # noqa: E402
+from mri_cyclegan.models.edge_conv import EdgeConv2d  # noqa: E402
 from mri_cyclegan.training.trainer import Trainer  # noqa: E402
 
+EDGE_FORWARD = EdgeConv2d.forward
 BASE = {"train.batch_size": 1, "model.prior": "none", "train.lambda_identity": 0.5, "train.n_samples": 0}
 CONFIGS = {
     "a": {**BASE, "data.image_size": 256, "model.ngf": 64, "model.n_blocks": 9},
@@ -76,21 +78,26 @@ def main() -> None:
     ap.add_argument("--precisions", default="fp32,bf16")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--channels-last", default="auto", help="comma list of auto,on,off")
+    ap.add_argument("--json", default="train_speed.json", help="file name under benchmarks/results/")
+    ap.add_argument("--edge-conv", default="on", help="comma list of on,off: off = oneDNN for the 1-channel 7x7 layers too (before/after)")
     args = ap.parse_args()
     fp32_peak = matmul_peak_gflops(torch.float32)
     bf16_peak = matmul_peak_gflops(torch.bfloat16)
     rows = []
     for name in args.configs.split(","):
-        for prec, cl in [(p, c) for p in args.precisions.split(",") for c in args.channels_last.split(",")]:
+        for prec, cl, edge in [(p, c, e) for p in args.precisions.split(",") for c in args.channels_last.split(",")
+                               for e in args.edge_conv.split(",")]:
+            EdgeConv2d.forward = EDGE_FORWARD if edge == "on" else torch.nn.Conv2d.forward
             r = bench(name, prec, args.iters, args.warmup, args.device, cl)
+            r["edge_conv"] = edge == "on"
             r.update(fp32_peak_gflops=round(fp32_peak, 1), bf16_peak_gflops=round(bf16_peak, 1),
                      ratio_to_fp32_peak=round(r["achieved_gflops"] / fp32_peak, 3), ratio_to_bf16_peak=round(r["achieved_gflops"] / bf16_peak, 3))
             rows.append(r)
-            print(f"{name:>5} {r['precision']:>5} {'NHWC' if r['channels_last'] else 'NCHW'} {r['s_per_iter']:>9.3f} s/it {r['conv_gflop_per_iter']:>9.1f} GFLOP/it "
+            print(f"{name:>5} {r['precision']:>5} {'NHWC' if r['channels_last'] else 'NCHW'} edge-{edge:<3} {r['s_per_iter']:>9.3f} s/it {r['conv_gflop_per_iter']:>9.1f} GFLOP/it "
                   f"{r['achieved_gflops']:>7.1f} GFLOP/s  x{r['ratio_to_fp32_peak']:.2f} fp32 peak  x{r['ratio_to_bf16_peak']:.2f} bf16 peak", flush=True)
     info = machine()
     print(f"machine: {info}; matmul peak fp32 {fp32_peak:.0f} GFLOP/s, bf16 {bf16_peak:.0f} GFLOP/s")
-    print("wrote", write_json("train_speed.json", {"machine": info, "records": rows}))
+    print("wrote", write_json(args.json, {"machine": info, "records": rows}))
 
 
 if __name__ == "__main__":

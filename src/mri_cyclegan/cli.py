@@ -19,7 +19,7 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "image_size": ("data.image_size", int, "0 = native resolution (default); N = squeeze every slice into N x N (faster, "
                    "less detail; the reference CycleGAN uses 256)"),
     "patch_size": ("data.patch_size", int, "train on random P x P patches around foreground (default 96 at native resolution, the whole image with --image-size; 0 = whole slices)"),
-    "axis": ("data.axis", str, "slicing axis for NIfTI volumes: axial, coronal or sagittal (default axial)"),
+    "axis": ("data.axis", str, "slicing axis for volumes: axial, coronal or sagittal (default axial)"),
     "spacing": ("data.spacing", float, "in-plane voxel spacing (mm) volumes are resampled to (default: median of the "
                 "training volumes, recorded in config.json)"),
     "image_scale": ("data.image_scale", float, "resample 2D images by this factor, e.g. 0.5 for very large images (default 1)"),
@@ -145,6 +145,57 @@ def _config_conflicts(file_cfg, run_cfg) -> list[str]:
     return out
 
 
+def _subjects(value: str | None) -> list[str] | None:
+    return [v for v in value.split(",") if v.strip()] if value else None
+
+
+def _training_source(path: str, contrast: str, subjects: str | None):
+    """A BIDS root stands for its *_T1w (or *_T2w) images; anything else is a file or folder searched as usual."""
+    from .errors import InputError
+    from .io.bids import SUFFIX, find_bids, is_bids_root
+
+    if is_bids_root(path):
+        files = find_bids(path, SUFFIX[contrast], _subjects(subjects))
+        log.info("BIDS dataset %s: %d *_%s images", path, len(files), SUFFIX[contrast])
+        return files
+    if subjects:
+        raise InputError(f"--subjects selects subjects of a BIDS dataset, but {path} is not one (no dataset_description.json or sub-* folders)")
+    return path
+
+
+class _EpochHooks:
+    """After every epoch on rank 0: validation (--val-t1/--val-t2), TensorBoard (--tensorboard), MODEL_CARD.md."""
+
+    def __init__(self, args: argparse.Namespace, trainer) -> None:
+        self.args, self.validation, self.board = args, None, None
+        if args.val_t1 or args.val_t2:
+            from .validation import EpochValidation, PairedValidation
+
+            self.validation = EpochValidation(PairedValidation(args.val_t1, args.val_t2), trainer.run_dir)
+        if args.tensorboard:
+            from .tensorboard import TensorBoardLog
+
+            self.board = TensorBoardLog(trainer.run_dir / "tensorboard")
+
+    def __call__(self, trainer) -> None:
+        scores = self.validation(trainer) if self.validation is not None else None
+        if self.board is not None:
+            self.board.epoch(trainer, scores)
+        self.card(trainer)
+
+    def card(self, trainer) -> None:
+        from .model_card import write_model_card
+
+        rows = self.validation.rows() if self.validation is not None else None
+        write_model_card(trainer.run_dir, trainer.config, trainer.t1.summary(), trainer.t2.summary(), trainer.epoch, trainer.step,
+                         trainer.elapsed, rows, device=f"{trainer.device}", sources=(str(self.args.t1), str(self.args.t2)))
+
+    def finish(self, trainer) -> None:
+        self.card(trainer)
+        if self.board is not None:
+            self.board.close()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Single process, or one rank of a ``torchrun`` job (DDP; rank 0 alone writes the run folder)."""
     from .data.dataset import load_domain, with_data_fingerprint
@@ -153,6 +204,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .training.run_folder import prepare_run_folder
     from .training.trainer import Trainer
 
+    if bool(args.val_t1) != bool(args.val_t2):
+        raise InputError("give both --val-t1 and --val-t2 (paired files of the same subjects, matched by name)")
     dist = distributed_from_env()
     if not dist.is_main:  # the other ranks only warn; rank 0 shows progress and keeps train.log
         _setup_logging(False)
@@ -169,12 +222,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     handler = _add_file_log(run_dir / "train.log") if dist.is_main else None
     try:
         with _progress_logging(not args.quiet and dist.is_main):
+            t1_src, t2_src = _training_source(args.t1, "t1", args.subjects), _training_source(args.t2, "t2", args.subjects)
             if not args.resume:  # derive what was left at 'auto' (the target spacing) and record it in the config
-                cfg = with_data_fingerprint(cfg, args.t1, args.t2)
-            t1 = load_domain(args.t1, cfg.data, "T1 input")
-            t2 = load_domain(args.t2, cfg.data, "T2 input")
+                cfg = with_data_fingerprint(cfg, t1_src, t2_src)
+            t1 = load_domain(t1_src, cfg.data, "T1 input")
+            t2 = load_domain(t2_src, cfg.data, "T2 input")
             trainer = Trainer(cfg, t1, t2, run_dir, dist=dist)
-            trainer.fit(resume=args.resume, progress=not args.quiet)
+            hooks = _EpochHooks(args, trainer) if dist.is_main else None
+            trainer.fit(resume=args.resume, progress=not args.quiet, on_epoch=hooks)
+            if hooks is not None:
+                hooks.finish(trainer)
     finally:
         if handler is not None:
             logging.getLogger("mri_cyclegan").removeHandler(handler)
@@ -194,7 +251,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
     if args.onnx:
         translator.use_onnx(direction, args.onnx)
     start = time.perf_counter()
-    written = translate_path(translator, args.input, args.output, direction, progress=not args.quiet, overwrite=args.overwrite)
+    written = translate_path(translator, args.input, args.output, direction, progress=not args.quiet, overwrite=args.overwrite,
+                             dicom_out=args.dicom_out, subjects=_subjects(args.subjects), model_name=str(args.model))
     minutes = (time.perf_counter() - start) / 60
     print(f"wrote {written[0]}" if len(written) == 1 else
           f"wrote {len(written)} files to {args.output} in {minutes * 60:.1f} s ({len(written) / max(minutes, 1e-9):.1f} per minute)")
@@ -202,13 +260,48 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .errors import InputError
     from .evaluate import evaluate_paths
     from .inference import normalize_direction
+
+    if args.all_checkpoints:
+        return _evaluate_checkpoints(args)
+    if not args.pred:
+        raise InputError("evaluate needs --pred (translations to score), or --all-checkpoints with --model, --input and --ref")
 
     summary = evaluate_paths(args.pred, args.ref, args.out, mask=args.mask, input_path=args.input, model=args.model,
                              direction=normalize_direction(args.direction), axis=args.axis)
     print(_table({args.direction: summary}))
     print(f"report: {Path(args.out) / 'report.html'}")
+    return EXIT_OK
+
+
+def _evaluate_checkpoints(args: argparse.Namespace) -> int:
+    """evaluate --all-checkpoints: translate --input with every checkpoint of --model, score against --ref."""
+    import csv
+    import json
+
+    from .errors import InputError
+    from .inference import normalize_direction
+    from .io.atomic import atomic_path
+    from .validation import score_checkpoints
+
+    if not (args.model and args.input and args.ref):
+        raise InputError("--all-checkpoints needs --model RUN, --input (source files) and --ref (their true target contrast)")
+    direction = normalize_direction(args.direction)
+    rows = score_checkpoints(args.model, args.input, args.ref, direction)
+    out = Path(args.out)
+    with atomic_path(out / "checkpoints.json") as tmp:
+        tmp.write_text(json.dumps({"direction": direction, "checkpoints": rows}, indent=2))
+    with atomic_path(out / "checkpoints.csv") as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print(f"{'checkpoint':<28} {'epoch':>5} {'PSNR dB':>8} {'SSIM':>7} {'MAE':>7}")
+    for r in rows:
+        print(f"{r['checkpoint']:<28} {r['epoch']:>5} {r[direction + '_psnr']:>8.2f} {r[direction + '_ssim']:>7.4f} "
+              f"{r[direction + '_mae']:>7.4f}{'  <- best' if r['best'] else ''}")
+    print(f"wrote {out / 'checkpoints.csv'}")
     return EXIT_OK
 
 
@@ -265,9 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a CycleGAN on unpaired T1 and T2 images or volumes",
-                       description="Train on two unpaired folders (images: PNG/JPEG/TIFF/BMP, or NIfTI volumes).")
-    t.add_argument("--t1", required=True, help="T1-weighted image, NIfTI volume, or folder of them")
-    t.add_argument("--t2", required=True, help="T2-weighted image, NIfTI volume, or folder of them")
+                       description="Train on two unpaired folders (images: PNG/JPEG/TIFF/BMP; volumes: NIfTI, MGH/MGZ, NRRD, MHA/MHD; DICOM series; or a BIDS dataset).")
+    t.add_argument("--t1", required=True, help="T1-weighted images/volumes/DICOM series: a file or folder, or a BIDS root (its *_T1w)")
+    t.add_argument("--t2", required=True, help="T2-weighted images/volumes/DICOM series: a file or folder, or a BIDS root (its *_T2w)")
     t.add_argument("--out", required=True, help="run folder: checkpoints, losses, samples, config")
     t.add_argument("--config", help="YAML config file (sections data/model/train); flags override it")
     for flag, (_, typ, help_) in TRAIN_FLAGS.items():
@@ -276,13 +369,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--calibrate", action="store_true",
                    help="after each epoch, match the outputs' intensity histogram to the target training set (re-weighted to "
                         "the source's tissue proportions when CSF/GM/WM are resolvable, else assumes equal proportions)")
+    t.add_argument("--subjects", help="with BIDS roots: only these subjects (comma-separated labels, e.g. 01,02)")
+    t.add_argument("--val-t1", help="paired validation: T1 files/folder, matched by name with --val-t2; scored after every epoch "
+                                    "(val.csv, val.png, checkpoints/best.safetensors)")
+    t.add_argument("--val-t2", help="paired validation: the same subjects' T2 files/folder")
+    t.add_argument("--tensorboard", action="store_true", help="also log losses, learning rate, validation and samples to "
+                                                              "OUT/tensorboard (needs: pip install 'mri-cyclegan[tensorboard]')")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.safetensors")
     t.add_argument("--overwrite", action="store_true", help="replace a previous run in --out (without it, an existing run is never touched)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
-    tr = sub.add_parser("translate", help="translate images or NIfTI volumes into the other contrast",
-                        description="INPUT: image, folder, NIfTI volume or folder of volumes. Outputs keep size, bit depth, affine and header.")
+    tr = sub.add_parser("translate", help="translate images, volumes or DICOM series into the other contrast",
+                        description="INPUT: image, volume (NIfTI, MGH/MGZ, NRRD, MHA/MHD), DICOM series, or a folder of them. "
+                                    "Outputs keep size, bit depth, affine and header; a DICOM series becomes NIfTI (or DICOM with --dicom-out).")
     tr.add_argument("--model", required=True, help="run folder or .safetensors checkpoint")
     tr.add_argument("--direction", required=True, choices=["t1-to-t2", "t2-to-t1"], help="translation direction")
     tr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto")
@@ -291,13 +391,20 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--onnx", help="run the generator through onnxruntime with this file from 'mri-cyclegan export'")
     tr.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
-    tr.add_argument("input", help="image, folder, NIfTI volume or folder of volumes")
-    tr.add_argument("output", help="output file (single input) or folder")
+    tr.add_argument("--dicom-out", action="store_true",
+                    help="write each translated DICOM series as a new DICOM series (patient/study tags copied, new series UID, "
+                         "marked SYNTHETIC) instead of NIfTI")
+    tr.add_argument("--subjects", help="with a BIDS root as INPUT: only these subjects (comma-separated labels)")
+    tr.add_argument("input", help="image, volume, DICOM file/folder, folder of them, or a BIDS root (its *_T1w or *_T2w)")
+    tr.add_argument("output", nargs="?",
+                    help="output file (single input) or folder; for a BIDS root, the derivatives folder (default ROOT/derivatives/mri-cyclegan)")
     tr.set_defaults(func=cmd_translate)
 
     e = sub.add_parser("evaluate", help="score translations against reference images (PSNR, SSIM, MAE) with baselines",
                        description="Pairs are matched by file name (or slice). Writes DIR/metrics.json and DIR/report.html.")
-    e.add_argument("--pred", required=True, help="translated image, folder or NIfTI volume")
+    e.add_argument("--pred", help="translated image, volume or folder")
+    e.add_argument("--all-checkpoints", action="store_true",
+                   help="score every checkpoint of --model on --input vs --ref (translating with each) and mark the best")
     e.add_argument("--ref", required=True, help="reference (true target contrast) image, folder or volume")
     e.add_argument("--mask", help="brain mask(s), matched like --ref; default: automatic foreground mask of the reference")
     e.add_argument("--input", help="the source images that were translated: enables the identity and inverse-histogram baselines")

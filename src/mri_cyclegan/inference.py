@@ -1,4 +1,4 @@
-"""Translation with a trained model, separate from training: images, folders and NIfTI volumes.
+"""Translation with a trained model, separate from training: images, volumes, DICOM series and folders of them.
 
 Every file goes through the model's :class:`~mri_cyclegan.data.preprocess.Preprocessor` (the same one
 training used): forward into model space at the training spacing, then the generator runs on each whole
@@ -19,7 +19,7 @@ from .config import Config
 from .data.patches import apply_whole
 from .data.preprocess import Preprocessor, context_windows
 from .errors import InputError
-from .io import is_nifti, list_inputs, read_any, read_image, write_image, write_nifti
+from .io import is_dicom, is_volume, list_inputs, read_any, read_image, write_image, write_volume
 from .io.volume import Volume
 from .models import CycleGAN
 from .runtime import autocast, resolve_device, resolve_precision
@@ -123,15 +123,32 @@ def _is_within(path: Path, folder: Path) -> bool:
         return False
 
 
-def plan_outputs(input_path: str | Path, output_path: str | Path, overwrite: bool = False) -> list[tuple[Path, Path]]:
-    """(input file, output file) pairs for ``translate``, checked before any work is done.
+def _output_for(f: Path, src_root: Path, out_root: Path, single: bool, named: bool, dicom_out: bool) -> Path:
+    """Where the translation of input ``f`` goes: a named single output as given; otherwise the same relative
+    path under ``out_root``, a DICOM series becoming '<series>.nii.gz' (or a '<series>_synthetic' folder of DICOM
+    files with ``dicom_out``)."""
+    if named:
+        return out_root
+    rel = Path(f.name) if single else f.relative_to(src_root)
+    if is_dicom(f):
+        from .io.dicom import series_name
+
+        name = series_name(f)
+        return out_root / rel.parent / (f"{name}_synthetic" if dicom_out else f"{name}.nii.gz")
+    return out_root / rel
+
+
+def plan_outputs(input_path: str | Path, output_path: str | Path, overwrite: bool = False, dicom_out: bool = False) -> list[tuple[Path, Path]]:
+    """(input, output) pairs for ``translate``, checked before any work is done.
 
     A single file goes to ``output_path`` (a file name, or into it as a folder); a folder's files go to the
-    same relative paths under ``output_path``. Raises InputError when an output would replace an input, when a
-    NIfTI volume is named as a 2D image (or the reverse), or when outputs exist and ``overwrite`` is False.
-    Files under ``output_path`` are never read as inputs, so an output folder inside the input folder is safe.
+    same relative paths under ``output_path`` (a DICOM series to one NIfTI volume, or with ``dicom_out`` to a
+    new DICOM series folder). Raises InputError when an output would replace an input, when a volume is named
+    as a 2D image (or the reverse), or when outputs exist and ``overwrite`` is False. Files under
+    ``output_path`` are never read as inputs, so an output folder inside the input folder is safe.
     """
     from .io.atomic import check_parent
+    from .io.formats import volume_format
     from .io.images import check_writable
 
     src_root, out_root = Path(input_path), Path(output_path)
@@ -143,42 +160,77 @@ def plan_outputs(input_path: str | Path, output_path: str | Path, overwrite: boo
         if not files:
             raise InputError(f"input folder {src_root} holds only files under the output folder {out_root}")
     single = src_root.is_file()
-    named = single and (out_root.suffix != "" or str(out_root).lower().endswith(".nii.gz")) and not out_root.is_dir()
+    named = single and not (dicom_out and is_dicom(src_root)) and (out_root.suffix != "" or str(out_root).lower().endswith(".nii.gz")) and not out_root.is_dir()
+    if dicom_out and not any(is_dicom(f) for f in files):
+        raise InputError("--dicom-out writes DICOM series, but the input holds no DICOM series")
     inputs = {f.resolve() for f in files}
     plan = []
     for f in files:
-        dst = out_root if named else out_root / (f.name if single else f.relative_to(src_root))
-        if is_nifti(f) != is_nifti(dst):
-            kind = "a NIfTI volume" if is_nifti(f) else "a 2D image"
-            want = ".nii or .nii.gz" if is_nifti(f) else "an image extension (.png, .tif, ...)"
-            raise InputError(f"{f} is {kind} but the output {dst} is named as {'an image' if is_nifti(f) else 'NIfTI'}; name it {want}")
+        dst = _output_for(f, src_root, out_root, single, named, dicom_out)
+        as_dicom = dicom_out and is_dicom(f)
+        if not as_dicom and is_volume(f) != (volume_format(dst) is not None):
+            kind = "a volume" if is_volume(f) else "a 2D image"
+            want = ".nii.gz, .mgz, .nrrd or .mha" if is_volume(f) else "an image extension (.png, .tif, ...)"
+            raise InputError(f"{f} is {kind} but the output {dst} is not named as one; name it {want}")
         check_parent(dst)
         if dst.resolve() in inputs:
             raise InputError(f"output {dst} is one of the inputs; translating would overwrite it. Choose another output")
-        if named and not is_nifti(f):  # only a named output can change the format (a folder keeps each file's)
+        if named and not is_volume(f):  # only a named output can change the format (a folder keeps each file's)
             check_writable(dst, read_image(f)[1].dtype)
         plan.append((f, dst))
     existing = [d for _, d in plan if d.exists()]
     if existing and not overwrite:
         raise InputError(
-            f"{len(existing)} output file(s) already exist (e.g. {existing[0]}); pass --overwrite to replace them or choose another output"
+            f"{len(existing)} output(s) already exist (e.g. {existing[0]}); pass --overwrite to replace them or choose another output"
         )
     return plan
 
 
 def _read(f: Path):
-    return read_any(f) if is_nifti(f) else read_image(f)
+    return read_any(f) if is_volume(f) else read_image(f)
 
 
-def _write(dst: Path, f: Path, result, info) -> Path:
-    if is_nifti(f):
-        return write_nifti(dst, result.data, result.affine, result.header)
+def _write(dst: Path, f: Path, result, info, direction: str) -> Path:
+    if is_volume(f):
+        from .io.formats import volume_format
+
+        if volume_format(dst) is None:  # --dicom-out
+            from .io.dicom import write_dicom_series
+
+            contrast = "T2w" if direction == "t1_to_t2" else "T1w"
+            source = getattr(result.header, "source", f.name)
+            return write_dicom_series(dst, result, f"SYNTHETIC {contrast} from {source}")
+        return write_volume(dst, result)
     return write_image(dst, result, info.dtype)
 
 
-def translate_path(translator: Translator, input_path: str | Path, output_path: str | Path, direction: str, progress: bool = True,
-                   overwrite: bool = False, prefetch: int = 2) -> list[Path]:
-    """Translate an image, a NIfTI volume, or a folder of them; returns the paths written.
+def plan_bids(root: str | Path, output_path: str | Path | None, direction: str, subjects: list[str] | None, overwrite: bool) -> list[tuple[Path, Path]]:
+    """A BIDS dataset's source-contrast images -> their BIDS-derivatives names under ``output_path``
+    (default ROOT/derivatives/mri-cyclegan)."""
+    from .io.bids import PIPELINE, SUFFIX, derivative_path, find_bids
+
+    r = Path(root)
+    out_root = Path(output_path) if output_path else r / "derivatives" / PIPELINE
+    files = find_bids(r, SUFFIX[direction[:2]], subjects)
+    plan = [(f, derivative_path(r, out_root, f, SUFFIX[direction[-2:]])) for f in files]
+    existing = [d for _, d in plan if d.exists()]
+    if existing and not overwrite:
+        raise InputError(f"{len(existing)} output(s) already exist (e.g. {existing[0]}); pass --overwrite to replace them")
+    return plan
+
+
+def _write_and_finish(dst: Path, f: Path, result, info, direction: str, finish) -> Path:
+    path = _write(dst, f, result, info, direction)
+    if finish is not None:
+        finish(path, f)
+    return path
+
+
+def translate_path(translator: Translator, input_path: str | Path, output_path: str | Path | None, direction: str, progress: bool = True,
+                   overwrite: bool = False, prefetch: int = 2, dicom_out: bool = False, subjects: list[str] | None = None,
+                   model_name: str = "") -> list[Path]:
+    """Translate an image, a volume, a DICOM series, or a folder of them; returns the paths written. A BIDS root
+    is translated into a BIDS-derivatives dataset (``subjects`` restricts it), each image with a JSON sidecar.
 
     Reading and writing overlap with compute: while the model translates file k, worker threads read the next
     ``prefetch`` files and write the previous results (at most ``prefetch`` results wait to be written)."""
@@ -188,7 +240,27 @@ def translate_path(translator: Translator, input_path: str | Path, output_path: 
 
     from tqdm.auto import tqdm
 
-    plan = plan_outputs(input_path, output_path, overwrite)
+    from .io.bids import is_bids_root
+
+    direction = normalize_direction(direction)
+    bids = is_bids_root(input_path)
+    if bids:
+        plan = plan_bids(input_path, output_path, direction, subjects, overwrite)
+    elif output_path is None:
+        raise InputError("name an OUTPUT file or folder (only a BIDS dataset as INPUT has a default output)")
+    elif subjects:
+        raise InputError(f"--subjects selects subjects of a BIDS dataset, but {input_path} is not one")
+    else:
+        plan = plan_outputs(input_path, output_path, overwrite, dicom_out)
+    if bids:
+        from . import __version__
+        from .io.bids import write_dataset_description, write_sidecar
+
+        out_root = Path(output_path) if output_path else Path(input_path) / "derivatives" / "mri-cyclegan"
+        write_dataset_description(out_root, __version__, Path(input_path))
+        finish = lambda dst, src: write_sidecar(dst, Path(input_path), src, model_name, direction, __version__)  # noqa: E731
+    else:
+        finish = None
     written: list[Path] = []
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mri-cyclegan-io") as io:
@@ -207,12 +279,12 @@ def translate_path(translator: Translator, input_path: str | Path, output_path: 
             (f, dst), future = reads.popleft()
             loaded = future.result()
             read_next()
-            if is_nifti(f):
+            if is_volume(f):
                 result, info = translator.translate_volume(loaded, direction), None
             else:
                 arr, info = loaded
                 result = translator.translate_image(arr, direction)
-            writes.append(io.submit(_write, dst, f, result, info))
+            writes.append(io.submit(_write_and_finish, dst, f, result, info, direction, finish))
             while len(writes) > max(1, prefetch):
                 written.append(writes.popleft().result())
                 log.info("wrote %s", written[-1])

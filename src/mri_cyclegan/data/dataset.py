@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from ..config import DataConfig
-from ..io import is_nifti, list_inputs, read_any
+from ..io import is_dicom, is_volume, list_inputs, read_any
+from ..io.formats import read_affine
 from ..io.volume import Volume
 from .augment import random_flip_affine
 from .patches import foreground_patches
@@ -29,6 +30,7 @@ class Stack:
     name: str
     data: torch.Tensor
     usable: list[int]  # slices with enough foreground to train on
+    source: dict = field(default_factory=dict)  # what the file was: shape, spacing, intensity window, format (model card)
 
 
 TISSUE_SLICES = 256  # slices per set whose intensities feed the prior and the calibration
@@ -77,6 +79,20 @@ class SliceSet:
             self._tissue = tissue_values(self.stacks[self.index[i][0]].data[self.index[i][1]].float().numpy() for i in picks)
         return self._tissue
 
+    def summary(self) -> dict:
+        """What this set is made of (for the model card): files, formats, sizes, spacings, intensity windows."""
+        src = [s.source for s in self.stacks if s.source]
+        spacings = [sp for s in src if s.get("spacing") for sp in s["spacing"]]
+        shapes = sorted({tuple(s["shape"]) for s in src})
+        return {
+            "files": len(self.stacks),
+            "slices": len(self),
+            "formats": sorted({s["format"] for s in src}),
+            "shapes": [list(x) for x in shapes[:3]] + ([["..."]] if len(shapes) > 3 else []),
+            "spacing_mm": [min(spacings), max(spacings)] if spacings else None,
+            "intensity_window": [min(s["window"][0] for s in src), max(s["window"][1] for s in src)] if src else None,
+        }
+
     @property
     def max_shape(self) -> tuple[int, int]:
         return (max(s.data.shape[1] for s in self.stacks), max(s.data.shape[2] for s in self.stacks))
@@ -91,50 +107,51 @@ def usable_slices(stack: np.ndarray, min_foreground: float, candidates: list[int
 
 
 def _load_file(path: Path, pre: Preprocessor, min_foreground: float) -> Stack:
-    stack, _ = pre.forward(read_any(path))
-    return Stack(path.name, torch.from_numpy(stack).half(), usable_slices(stack, min_foreground))
+    vol = read_any(path)
+    stack, geom = pre.forward(vol)
+    name = path.name.lower()
+    fmt = "nii.gz" if name.endswith(".nii.gz") else path.suffix.lower().lstrip(".") or "dicom"
+    source = {"shape": list(geom.file_shape), "spacing": [round(s, 4) for s in vol.spacing] if geom.is_volume else None,
+              "window": [float(geom.lo), float(geom.hi)], "format": "dicom" if is_dicom(path) else fmt}
+    return Stack(path.name, torch.from_numpy(stack).half(), usable_slices(stack, min_foreground), source)
 
 
 def median_plane_spacing(files: list[Path], cfg: DataConfig) -> float:
     """The dataset fingerprint behind the default target spacing: median in-plane voxel size (mm) of the volumes
     (0 when there are none: 2D images keep their pixel grid)."""
-    import nibabel as nib
-
-    from ..errors import InputError
-
     pre = Preprocessor(cfg, 0.0)
     values = []
     for f in files:
-        if not is_nifti(f):
-            continue
-        try:
-            affine = nib.load(str(f)).affine
-        except Exception as e:  # noqa: BLE001 -- any unreadable header is the user's file
-            raise InputError(f"cannot read NIfTI {f}: {e}; the file is not NIfTI or is corrupt/truncated") from None
-        values.extend(pre.plane_spacing(Volume(np.zeros((1, 1, 1), np.float32), affine)))
+        if is_volume(f):
+            values.extend(pre.plane_spacing(Volume(np.zeros((1, 1, 1), np.float32), read_affine(f))))
     return round(float(statistics.median(values)), 4) if values else 0.0
 
 
-def with_data_fingerprint(config, *paths: str | Path):
+def with_data_fingerprint(config, *paths: str | Path | list[Path]):
     """nnU-Net style: derive what the user left at 'auto' from the training data and record it in the config.
     Today that is the in-plane target spacing (``data.spacing`` = 0 -> median in-plane spacing of the volumes)."""
     d = config.data
     if d.spacing or d.image_size:
         return config
-    files = [f for p in paths for f in list_inputs(p, "input")]
+    files = [f for p in paths for f in _files(p, "input")]
     spacing = median_plane_spacing(files, d)
     if spacing:
         log.info("target in-plane spacing %.4g mm (median of the %d training volumes); set --spacing to choose another", spacing,
-                 sum(is_nifti(f) for f in files))
+                 sum(is_volume(f) for f in files))
         config = config.replace(**{"data.spacing": spacing})
     return config
 
 
-def load_domain(path: str | Path, cfg: DataConfig, what: str = "input") -> SliceSet:
-    """Read every image/volume under ``path`` (in parallel) into one in-memory SliceSet in model space."""
+def _files(source: str | Path | list[Path], what: str) -> list[Path]:
+    """A path (file or folder, searched) or an explicit list of files (e.g. a BIDS query's result)."""
+    return list(source) if isinstance(source, (list, tuple)) else list_inputs(source, what)
+
+
+def load_domain(path: str | Path | list[Path], cfg: DataConfig, what: str = "input") -> SliceSet:
+    """Read every image/volume under ``path`` (or in a list of files), in parallel, into one SliceSet in model space."""
     from ..errors import InputError
 
-    files = list_inputs(path, what)
+    files = _files(path, what)
     pre = Preprocessor(cfg)
     workers = min(len(files), os.cpu_count() or 1, 8)
     with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:

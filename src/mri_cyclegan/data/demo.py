@@ -82,7 +82,9 @@ def demo_split(cfg: DataConfig, volumes: DemoVolumes | None = None) -> DemoSplit
     vols = {}
     for key in ("t1", "t2"):
         vols[key] = Volume(getattr(v, key), v.affine)
-        stack, _ = pre.forward(vols[key])
+        stack, geom = pre.forward(vols[key])
         usable = usable_slices(stack, cfg.min_foreground, train_z)
-        sets[key] = SliceSet([Stack(f"icbm2009c_{key}", torch.from_numpy(stack).half(), usable)], cfg.context_slices)
+        source = {"shape": list(geom.file_shape), "spacing": [round(s, 4) for s in vols[key].spacing], "window": [float(geom.lo), float(geom.hi)],
+                  "format": "nii.gz (embedded)"}
+        sets[key] = SliceSet([Stack(f"icbm2009c_{key}", torch.from_numpy(stack).half(), usable, source)], cfg.context_slices)
     return DemoSplit(vols["t1"], vols["t2"], v.mask, sets["t1"], sets["t2"], train_z, test_z)

@@ -71,11 +71,45 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def remove_stale_temps(folder: str | Path, recursive: bool = True) -> list[Path]:
-    """Delete ``.tmp-*`` files that a killed process left in ``folder``; returns what was removed."""
+    """Delete ``.tmp-*`` files (and half-written series folders) that a killed process left in ``folder``."""
     root = Path(folder)
     if not root.is_dir():
         return []
-    found = [f for f in (root.rglob if recursive else root.glob)(TMP_PREFIX + "*") if f.is_file()]
+    found = list((root.rglob if recursive else root.glob)(TMP_PREFIX + "*"))
     for f in found:
-        f.unlink(missing_ok=True)
+        if f.is_dir():
+            import shutil
+
+            shutil.rmtree(f, ignore_errors=True)
+        elif f.exists():
+            f.unlink(missing_ok=True)
     return found
+
+
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Like :func:`atomic_path` for a folder of files (a DICOM series): yield an empty temporary folder beside
+    ``path``; on success it becomes ``path`` (replacing an existing folder), on error it is removed."""
+    import shutil
+
+    p = Path(path)
+    ensure_parent(p)
+    if p.exists() and not p.is_dir():
+        raise InputError(f"cannot write {p}: it is a file; name a folder")
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=p.parent, prefix=TMP_PREFIX))
+    except PermissionError:
+        raise InputError(f"cannot write {p}: no permission to write in {p.parent}") from None
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        if p.exists():
+            old = p.with_name(f"{TMP_PREFIX}old-{p.name}")
+            os.replace(p, old)
+            os.replace(tmp, p)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, p)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,88 @@
+"""MODEL_CARD.md in every run folder: what the model saw, how it was trained, how it scored, what not to use it for.
+Rewritten after every epoch (a stopped run still has one) and at the end."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+from . import __version__
+from .io.atomic import atomic_path
+
+WARNING = (
+    "**Not for diagnosis.** This model synthesises one MRI contrast from another. A CycleGAN trained on unpaired "
+    "data matches the *distribution* of the target contrast: it can hallucinate structures that are not there and "
+    "erase or alter pathology (lesions, tumours, atrophy) that it saw rarely or never, most of all when the two "
+    "training sets differ in tissue proportions or disease. Synthetic images must not replace an acquired scan "
+    "for clinical decisions; check them against acquired images (`mri-cyclegan evaluate`) before any research use."
+)
+
+
+def _set_rows(name: str, s: dict) -> list[str]:
+    spacing = f"{s['spacing_mm'][0]:g}–{s['spacing_mm'][1]:g} mm" if s.get("spacing_mm") else "— (2D images: pixel grid)"
+    window = f"{s['intensity_window'][0]:.4g}–{s['intensity_window'][1]:.4g}" if s.get("intensity_window") else "—"
+    shapes = ", ".join("×".join(map(str, x)) for x in s.get("shapes", []))
+    return [f"| {name} | {s['files']} | {s['slices']} | {', '.join(s.get('formats', []))} | {shapes} | {spacing} | {window} |"]
+
+
+def write_model_card(run_dir: str | Path, config, t1_summary: dict, t2_summary: dict, epoch: int, step: int, seconds: float,
+                     validation: list[dict[str, float]] | None = None, device: str = "", sources: tuple[str, str] = ("", "")) -> Path:
+    d = Path(run_dir)
+    tc, mc, dc = config.train, config.model, config.data
+    lines = [
+        "# Model card: mri-cyclegan T1w ↔ T2w",
+        "",
+        WARNING,
+        "",
+        "## Model",
+        f"- CycleGAN, {mc.generator} generator (ngf {mc.ngf}"
+        + (f", {mc.n_blocks} residual blocks" if mc.generator == "resnet" else "") + f"), PatchGAN discriminator (ndf {mc.ndf}, "
+        f"{mc.n_layers_d} layers), intensity prior: {mc.prior}.",
+        f"- Input: 2D slices along the {dc.axis} axis" + (f" with {dc.context_slices} context slices (2.5D)" if dc.context_slices > 1 else "")
+        + (f", in-plane spacing {dc.spacing:g} mm" if dc.spacing else "") + (f", squeezed into {dc.image_size}²" if dc.image_size else ", native resolution")
+        + f"; intensities: each file's robust window mapped to [-1, 1] (bottom: {dc.intensity_floor}).",
+        f"- mri-cyclegan {__version__}; checkpoints in `checkpoints/` (`last`, `best` when validated), full configuration in `config.json`.",
+        "",
+        "## Training data",
+        "| set | files | usable slices | formats | shapes (first) | in-plane spacing | intensity window (raw) |",
+        "|---|---|---|---|---|---|---|",
+        *_set_rows(f"T1 `{sources[0]}`" if sources[0] else "T1", t1_summary),
+        *_set_rows(f"T2 `{sources[1]}`" if sources[1] else "T2", t2_summary),
+        "",
+        "The two sets are unpaired. The model learns to match the target set's intensity distribution, so its outputs "
+        "inherit that set's tissue proportions and contrast (scanner, sequence, field strength): outside them, expect errors.",
+        "",
+        "## Training",
+        f"- {epoch} epoch(s), {step} iterations, batch {tc.batch_size}, Adam lr {tc.lr:g} (β1 {tc.beta1}), λ_cycle {tc.lambda_cycle:g}, "
+        f"identity {tc.lambda_identity:g}·λ, {tc.gan_loss} loss, image pool {tc.pool_size}, seed {tc.seed}.",
+        f"- Training time: {seconds / 60:.1f} min on {device or 'unknown device'} ({platform.machine()}, {tc.precision} precision setting).",
+    ]
+    lines += ["", "## Validation"]
+    if validation:
+        best = max(validation, key=lambda r: r["mean_psnr"])
+        last = validation[-1]
+        lines += [
+            "Paired validation files (`--val-t1/--val-t2`), each image mapped to [0, 1] by its own 0.5/99.5 percentiles, "
+            "automatic foreground mask of the reference, native resolution (`val.csv`, `val.png`).",
+            "",
+            "| epoch | T1→T2 PSNR | T1→T2 SSIM | T1→T2 MAE | T2→T1 PSNR | T2→T1 SSIM | T2→T1 MAE |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for tag, r in (("best", best), ("last", last)):
+            lines.append(f"| {int(r['epoch'])} ({tag}) | {r['t1_to_t2_psnr']:.2f} | {r['t1_to_t2_ssim']:.4f} | {r['t1_to_t2_mae']:.4f} | "
+                         f"{r['t2_to_t1_psnr']:.2f} | {r['t2_to_t1_ssim']:.4f} | {r['t2_to_t1_mae']:.4f} |")
+    else:
+        lines.append("None during training (no `--val-t1/--val-t2`). Score translations against acquired images with "
+                     "`mri-cyclegan evaluate` (or `evaluate --all-checkpoints`) before relying on them.")
+    lines += [
+        "",
+        "## Intended use",
+        "Research: filling in a missing contrast for pipelines that need both (registration, segmentation inputs, "
+        "visual comparison), with the quality measured on data like the user's own. Not: diagnosis, lesion detection or "
+        "measurement, or any decision about a patient.",
+        "",
+    ]
+    path = d / "MODEL_CARD.md"
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines))
+    return path

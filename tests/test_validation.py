@@ -1,0 +1,84 @@
+"""Validation across epochs (val.csv, val.png, best checkpoint), evaluate --all-checkpoints, TensorBoard, model card."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TRAIN_FLAGS
+from PIL import Image
+from phantoms import pair_2d
+
+from mri_cyclegan.cli import main
+
+
+def _val_folders(root: Path) -> tuple[Path, Path]:
+    a, b = root / "val_t1", root / "val_t2"
+    a.mkdir(parents=True)
+    b.mkdir()
+    for i in range(3):
+        t1, t2 = pair_2d((40, 44), seed=100 + i)
+        Image.fromarray(np.clip(t1 / 1000 * 255, 0, 255).astype(np.uint8)).save(a / f"case{i}.png")
+        Image.fromarray(np.clip(t2 * 50, 0, 65535).astype(np.uint16)).save(b / f"case{i}.png")
+    return a, b
+
+
+def test_validation_best_checkpoint_all_checkpoints_and_model_card(tmp_path, image_folders):
+    t1, t2 = image_folders
+    vt1, vt2 = _val_folders(tmp_path)
+    run = tmp_path / "run"
+    flags = [f for f in TRAIN_FLAGS]
+    flags[flags.index("--epochs") + 1] = "3"
+    assert main(["train", "--t1", str(t1), "--t2", str(t2), "--out", str(run), "--quiet", "--save-every", "1",
+                 "--val-t1", str(vt1), "--val-t2", str(vt2), *flags]) == 0
+    rows = list(csv.DictReader(open(run / "val.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    for r in rows:
+        assert all(np.isfinite(float(r[k])) for k in ("t1_to_t2_psnr", "t1_to_t2_ssim", "t2_to_t1_mae", "mean_psnr"))
+    assert (run / "val.png").stat().st_size > 1000
+    best_epoch = max(rows, key=lambda r: float(r["mean_psnr"]))["epoch"]
+
+    out = tmp_path / "ckpts"
+    assert main(["evaluate", "--all-checkpoints", "--model", str(run), "--input", str(vt1), "--ref", str(vt2), "--out", str(out),
+                 "--direction", "t1-to-t2", "--quiet"]) == 0
+    scored = json.loads((out / "checkpoints.json").read_text())["checkpoints"]
+    names = {r["checkpoint"]: r for r in scored}
+    assert set(names) == {"epoch_001.safetensors", "epoch_002.safetensors", "epoch_003.safetensors", "last.safetensors", "best.safetensors"}
+    assert names["best.safetensors"]["epoch"] == int(best_epoch)
+    assert sum(r["best"] for r in scored) == 1
+    top = max(scored, key=lambda r: r["t1_to_t2_psnr"])
+    assert top["best"]
+    # the same protocol in training and in evaluate: epoch 2's validation row is what its checkpoint scores now
+    assert names["epoch_002.safetensors"]["t1_to_t2_psnr"] == pytest.approx(float(rows[1]["t1_to_t2_psnr"]), abs=1e-3)
+
+    card = (run / "MODEL_CARD.md").read_text()
+    assert "Not for diagnosis" in card and "hallucinate" in card
+    assert "| 5 | 5 | png |" in card.replace(f"T1 `{t1}`", "T1")  # T1 set: 5 files, 5 usable slices, PNG
+    assert "3 epoch(s), 6 iterations" in card and "(best)" in card
+
+
+def test_model_card_without_validation(run_dir):
+    card = (run_dir / "MODEL_CARD.md").read_text()
+    assert "None during training" in card and "Not for diagnosis" in card
+
+
+def test_tensorboard_logs_losses_lr_and_samples(tmp_path, image_folders):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    t1, t2 = image_folders
+    run = tmp_path / "run"
+    assert main(["train", "--t1", str(t1), "--t2", str(t2), "--out", str(run), "--quiet", "--tensorboard", *TRAIN_FLAGS]) == 0
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    tags = acc.Tags()
+    assert {"loss/loss_g", "loss/loss_d", "lr"} <= set(tags["scalars"]) and "samples" in tags["images"]
+    assert [e.step for e in acc.Scalars("loss/loss_g")] == [1, 2]
+
+
+def test_validation_flags_need_each_other(tmp_path, image_folders):
+    t1, t2 = image_folders
+    assert main(["train", "--t1", str(t1), "--t2", str(t2), "--out", str(tmp_path / "r"), "--quiet", "--val-t1", str(t1), *TRAIN_FLAGS]) == 2
