@@ -54,6 +54,15 @@ def test_validation_best_checkpoint_all_checkpoints_and_model_card(tmp_path, ima
     # the same protocol in training and in evaluate: epoch 2's validation row is what its checkpoint scores now
     assert names["epoch_002.safetensors"]["t1_to_t2_psnr"] == pytest.approx(float(rows[1]["t1_to_t2_psnr"]), abs=1e-3)
 
+    # ... and it is evaluate's protocol: translate + evaluate of the 16-bit T2 files gives the same T2 -> T1 PSNR
+    fake = tmp_path / "fake_t1"
+    assert main(["translate", "--model", str(run / "checkpoints" / "epoch_002.safetensors"), "--direction", "t2-to-t1", "--quiet",
+                 str(vt2), str(fake)]) == 0
+    assert main(["evaluate", "--pred", str(fake), "--ref", str(vt1), "--out", str(tmp_path / "ev"), "--direction", "t2-to-t1", "--quiet"]) == 0
+    ev = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    summary = ev["t2_to_t1"]["model"]
+    assert summary["psnr"] == pytest.approx(float(rows[1]["t2_to_t1_psnr"]), abs=0.05)
+
     card = (run / "MODEL_CARD.md").read_text()
     assert "Not for diagnosis" in card and "hallucinate" in card
     assert "| 5 | 5 | png |" in card.replace(f"T1 `{t1}`", "T1")  # T1 set: 5 files, 5 usable slices, PNG
@@ -82,3 +91,35 @@ def test_tensorboard_logs_losses_lr_and_samples(tmp_path, image_folders):
 def test_validation_flags_need_each_other(tmp_path, image_folders):
     t1, t2 = image_folders
     assert main(["train", "--t1", str(t1), "--t2", str(t2), "--out", str(tmp_path / "r"), "--quiet", "--val-t1", str(t1), *TRAIN_FLAGS]) == 2
+
+
+def test_best_checkpoint_follows_the_best_score_not_the_last(tmp_path):
+    """Scripted scores 20, 25, 22 dB: 'best' is written at epoch 2 only, and val.csv keeps all three epochs."""
+    import torch
+
+    from mri_cyclegan.config import Config
+    from mri_cyclegan.validation import EpochValidation
+
+    class Scripted:
+        def __init__(self):
+            self.values = iter([20.0, 25.0, 22.0])
+
+        def score(self, translator):
+            v = next(self.values)
+            return {f"{d}_{k}": v for d in ("t1_to_t2", "t2_to_t1") for k in ("psnr", "ssim", "mae")} | {"mean_psnr": v}
+
+    class FakeTrainer:
+        model, config, device, precision = torch.nn.Identity(), Config(), torch.device("cpu"), "fp32"
+        epoch = step = 0
+        saved: list = []
+
+        def save(self, name="last"):
+            self.saved.append((name, self.epoch))
+
+    trainer = FakeTrainer()
+    hook = EpochValidation(Scripted(), tmp_path)
+    for e in (1, 2, 3):
+        trainer.epoch, trainer.step = e, 10 * e
+        hook(trainer)
+    assert trainer.saved == [("best", 1), ("best", 2)]
+    assert [r["mean_psnr"] for r in hook.rows()] == [20.0, 25.0, 22.0]
