@@ -80,12 +80,15 @@ def test_tensorboard_logs_losses_lr_and_samples(tmp_path, image_folders):
 
     t1, t2 = image_folders
     run = tmp_path / "run"
-    assert main(["train", "--t1", str(t1), "--t2", str(t2), "--out", str(run), "--quiet", "--tensorboard", *TRAIN_FLAGS]) == 0
+    flags = list(TRAIN_FLAGS)
+    flags[flags.index("--epochs") + 1] = "2"
+    assert main(["train", "--t1", str(t1), "--t2", str(t2), "--out", str(run), "--quiet", "--tensorboard", *flags]) == 0
     acc = EventAccumulator(str(run / "tensorboard"))
     acc.Reload()
     tags = acc.Tags()
     assert {"loss/loss_g", "loss/loss_d", "lr"} <= set(tags["scalars"]) and "samples" in tags["images"]
-    assert [e.step for e in acc.Scalars("loss/loss_g")] == [1, 2]
+    assert [e.step for e in acc.Scalars("loss/loss_g")] == [1, 2, 3, 4]  # every iteration once
+    assert len(acc.Images("samples")) == 2
 
 
 def test_validation_flags_need_each_other(tmp_path, image_folders):
