@@ -188,7 +188,7 @@ class _EpochHooks:
 
         rows = self.validation.rows() if self.validation is not None else None
         write_model_card(trainer.run_dir, trainer.config, trainer.t1.summary(), trainer.t2.summary(), trainer.epoch, trainer.step,
-                         trainer.elapsed, rows, device=f"{trainer.device}", sources=(str(self.args.t1), str(self.args.t2)))
+                         trainer.elapsed, rows, device=f"{trainer.device}, {trainer.precision}", sources=(str(self.args.t1), str(self.args.t2)))
 
     def finish(self, trainer) -> None:
         self.card(trainer)

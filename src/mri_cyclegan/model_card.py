@@ -19,7 +19,8 @@ WARNING = (
 
 
 def _set_rows(name: str, s: dict) -> list[str]:
-    spacing = f"{s['spacing_mm'][0]:g}–{s['spacing_mm'][1]:g} mm" if s.get("spacing_mm") else "— (2D images: pixel grid)"
+    sp = s.get("spacing_mm")
+    spacing = ("— (2D images: pixel grid)" if not sp else f"{sp[0]:g} mm" if sp[0] == sp[1] else f"{sp[0]:g}–{sp[1]:g} mm")
     window = f"{s['intensity_window'][0]:.4g}–{s['intensity_window'][1]:.4g}" if s.get("intensity_window") else "—"
     shapes = ", ".join("×".join(map(str, x)) for x in s.get("shapes", []))
     return [f"| {name} | {s['files']} | {s['slices']} | {', '.join(s.get('formats', []))} | {shapes} | {spacing} | {window} |"]
@@ -55,7 +56,7 @@ def write_model_card(run_dir: str | Path, config, t1_summary: dict, t2_summary: 
         "## Training",
         f"- {epoch} epoch(s), {step} iterations, batch {tc.batch_size}, Adam lr {tc.lr:g} (β1 {tc.beta1}), λ_cycle {tc.lambda_cycle:g}, "
         f"identity {tc.lambda_identity:g}·λ, {tc.gan_loss} loss, image pool {tc.pool_size}, seed {tc.seed}.",
-        f"- Training time: {seconds / 60:.1f} min on {device or 'unknown device'} ({platform.machine()}, {tc.precision} precision setting).",
+        f"- Training time: {seconds / 60:.1f} min on {device or 'unknown device'} ({platform.machine()}).",
     ]
     lines += ["", "## Validation"]
     if validation:
