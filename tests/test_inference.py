@@ -80,3 +80,20 @@ def test_channels_follow_context():
     assert tr.model.g_t1_to_t2.backbone.net[1].in_channels == 5
     x = torch.zeros(1, 5, 32, 32)
     assert tr.model.d_t1(x).shape[1] == 1
+
+
+@pytest.mark.parametrize("context", [1, 3])
+def test_translate_stacks_batches_across_files_with_the_same_results(context):
+    """Same-size slices of several files share forward passes; every file's result equals its own translation."""
+    cfg = Config().replace(**{"data.context_slices": context, "model.ngf": 4, "model.n_blocks": 1, "model.prior": "none"})
+    tr = Translator(CycleGAN.from_config(cfg, seed=1), cfg, device="cpu")
+    rng = np.random.default_rng(0)
+    stacks = [rng.uniform(-1, 1, shape).astype(np.float32) for shape in [(1, 40, 48), (5, 40, 48), (1, 44, 44), (1, 40, 48), (2, 44, 44)]]
+    singles = [tr.translate_stack(s, "t1_to_t2") for s in stacks]
+    calls = []
+    forward = tr._forward
+    tr._forward = lambda x, d: (calls.append(tuple(x.shape)), forward(x, d))[1]
+    together = tr.translate_stacks(stacks, "t1_to_t2")
+    assert sorted(c[0] for c in calls) == [3, 7]  # two passes: 1 + 5 + 1 slices of 40x48, 1 + 2 of 44x44
+    for a, b in zip(singles, together):
+        np.testing.assert_allclose(a, b, atol=1e-5)

@@ -81,15 +81,15 @@ class Translator:
         with autocast(self.device, self.precision):
             return self.model.generator(direction)(x.to(self.device)).float().cpu()
 
-    @torch.inference_mode()
-    def translate_stack(self, stack: np.ndarray, direction: str) -> np.ndarray:
-        """(D, h, w) model-space slices of one file -> (D, h, w) translated slices. With K > 1 context slices,
-        slice z is the mean of the K predictions of slice z made by the windows centred on z - r .. z + r (inside
-        the stack), or with ``average_context = False`` the centre channel of its own window."""
-        direction = normalize_direction(direction)
-        windows = context_windows(torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32)), self.context)
-        preds = torch.cat([apply_whole(lambda t: self._forward(t, direction), chunk, self.model.size_multiple, self.max_pixels)
-                           for chunk in windows.split(self.batch_size)], 0)  # (D, K, h, w)
+    def _predict(self, windows: torch.Tensor, direction: str) -> torch.Tensor:
+        """(N, K, h, w) windows of one slice size -> (N, K, h, w) predictions, in chunks of ``batch_size``."""
+        return torch.cat([apply_whole(lambda t: self._forward(t, direction), chunk, self.model.size_multiple, self.max_pixels)
+                          for chunk in windows.split(self.batch_size)], 0)
+
+    def _fuse(self, preds: torch.Tensor) -> np.ndarray:
+        """(D, K, h, w) predictions of one stack's windows -> (D, h, w). With K > 1 context slices, slice z is the
+        mean of the K predictions of slice z made by the windows centred on z - r .. z + r (inside the stack), or
+        with ``average_context = False`` the centre channel of its own window."""
         r = self.context // 2
         if not (self.average_context and r):
             return preds[:, r].numpy()
@@ -100,6 +100,38 @@ class Translator:
             acc[lo:hi] += preds[lo + j : hi + j, r - j]
             count[lo:hi] += 1
         return (acc / count[:, None, None]).numpy()
+
+    def _windows(self, stack: np.ndarray) -> torch.Tensor:
+        return context_windows(torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32)), self.context)
+
+    @torch.inference_mode()
+    def translate_stack(self, stack: np.ndarray, direction: str) -> np.ndarray:
+        """(D, h, w) model-space slices of one file -> (D, h, w) translated slices."""
+        direction = normalize_direction(direction)
+        return self._fuse(self._predict(self._windows(stack), direction))
+
+    @torch.inference_mode()
+    def translate_stacks(self, stacks: list[np.ndarray], direction: str) -> list[np.ndarray]:
+        """Several files' model-space stacks at once: windows of the same slice size are batched together across
+        files (a folder of same-size images, or volumes sharing a grid, fills each batch), so results equal
+        :meth:`translate_stack` file by file (instance norm is per sample) while the device sees full batches."""
+        direction = normalize_direction(direction)
+        windows = [self._windows(s) for s in stacks]
+        preds: list[torch.Tensor | None] = [None] * len(stacks)
+        by_shape: dict[tuple[int, int], list[int]] = {}
+        for i, w in enumerate(windows):
+            by_shape.setdefault(tuple(w.shape[-2:]), []).append(i)
+        for ids in by_shape.values():
+            out = self._predict(torch.cat([windows[i] for i in ids], 0), direction)
+            for i, part in zip(ids, out.split([windows[i].shape[0] for i in ids], 0)):
+                preds[i] = part
+        return [self._fuse(p) for p in preds]
+
+    def translate_many(self, volumes: list[Volume], direction: str) -> list[np.ndarray]:
+        """Like :meth:`translate` for several volumes/images, batched across them (:meth:`translate_stacks`)."""
+        forwards = [self.preprocessor.forward(v) for v in volumes]
+        outs = self.translate_stacks([stack for stack, _ in forwards], direction)
+        return [self.preprocessor.inverse(o, geom) for o, (_, geom) in zip(outs, forwards)]
 
     def translate(self, volume: Volume, direction: str) -> np.ndarray:
         """A volume or 2D image (raw intensities) -> translated data on its own grid and intensity scale."""
@@ -219,6 +251,19 @@ def plan_bids(root: str | Path, output_path: str | Path | None, direction: str, 
     return plan
 
 
+def _slice_count(volume: Volume, axis: str) -> int:
+    """Slices of a volume along the training axis (the voxel axis closest to it)."""
+    import nibabel.orientations as no
+
+    from .io.nifti import AXES
+
+    ornt = no.io_orientation(volume.affine)
+    for voxel_axis, (world_axis, _) in enumerate(ornt):
+        if int(world_axis) == AXES[axis]:
+            return int(volume.data.shape[voxel_axis])
+    return int(volume.data.shape[-1])
+
+
 def _write_and_finish(dst: Path, f: Path, result, info, direction: str, finish) -> Path:
     path = _write(dst, f, result, info, direction)
     if finish is not None:
@@ -232,8 +277,10 @@ def translate_path(translator: Translator, input_path: str | Path, output_path: 
     """Translate an image, a volume, a DICOM series, or a folder of them; returns the paths written. A BIDS root
     is translated into a BIDS-derivatives dataset (``subjects`` restricts it), each image with a JSON sidecar.
 
-    Reading and writing overlap with compute: while the model translates file k, worker threads read the next
-    ``prefetch`` files and write the previous results (at most ``prefetch`` results wait to be written)."""
+    Reading and writing overlap with compute: while the model translates, worker threads read the next
+    ``prefetch`` files and write the previous results (at most ``prefetch`` results wait to be written). Files
+    are translated in groups of about ``translator.batch_size`` slices, whose same-size slices share batches
+    (:meth:`Translator.translate_stacks`): a folder of images, or volumes smaller than a batch, fill the device."""
     import time
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
@@ -275,19 +322,34 @@ def translate_path(translator: Translator, input_path: str | Path, output_path: 
 
         for _ in range(max(1, prefetch)):
             read_next()
-        for _ in tqdm(range(len(plan)), disable=not progress or len(plan) < 2, unit="file"):
-            (f, dst), future = reads.popleft()
-            loaded = future.result()
-            read_next()
-            if is_volume(f):
-                result, info = translator.translate_volume(loaded, direction), None
-            else:
-                arr, info = loaded
-                result = translator.translate_image(arr, direction)
-            writes.append(io.submit(_write_and_finish, dst, f, result, info, direction, finish))
+        bar = tqdm(total=len(plan), disable=not progress or len(plan) < 2, unit="file")
+        group: list = []  # files read and waiting to be translated together
+        slices = 0
+
+        def flush() -> None:
+            volumes = [loaded if is_volume(f) else Volume(loaded[0]) for f, _, loaded in group]
+            for (f, dst, loaded), vol, data in zip(group, volumes, translator.translate_many(volumes, direction)):
+                if is_volume(f):
+                    result, info = Volume(data=data, affine=vol.affine, header=vol.header, path=None), None
+                else:
+                    result, info = data, loaded[1]
+                writes.append(io.submit(_write_and_finish, dst, f, result, info, direction, finish))
+                bar.update(1)
+            group.clear()
             while len(writes) > max(1, prefetch):
                 written.append(writes.popleft().result())
                 log.info("wrote %s", written[-1])
+
+        for k in range(len(plan)):
+            (f, dst), future = reads.popleft()
+            loaded = future.result()
+            read_next()
+            group.append((f, dst, loaded))
+            slices += _slice_count(loaded, translator.config.data.axis) if is_volume(f) else 1
+            if slices >= translator.batch_size or k == len(plan) - 1:  # a batch's worth of slices, across files
+                flush()
+                slices = 0
+        bar.close()
         while writes:
             written.append(writes.popleft().result())
             log.info("wrote %s", written[-1])
