@@ -39,6 +39,7 @@ def test_validation_best_checkpoint_all_checkpoints_and_model_card(tmp_path, ima
     for r in rows:
         assert all(np.isfinite(float(r[k])) for k in ("t1_to_t2_psnr", "t1_to_t2_ssim", "t2_to_t1_mae", "mean_psnr"))
     assert (run / "val.png").stat().st_size > 1000
+    assert (run / "samples" / "val_epoch_003.png").is_file()  # true vs predicted, both directions
     best_epoch = max(rows, key=lambda r: float(r["mean_psnr"]))["epoch"]
 
     out = tmp_path / "ckpts"
@@ -104,6 +105,8 @@ def test_best_checkpoint_follows_the_best_score_not_the_last(tmp_path):
     from mri_cyclegan.validation import EpochValidation
 
     class Scripted:
+        paired, best_key, higher_is_better, examples = True, "mean_psnr", True, []
+
         def __init__(self):
             self.values = iter([20.0, 25.0, 22.0])
 
@@ -126,3 +129,26 @@ def test_best_checkpoint_follows_the_best_score_not_the_last(tmp_path):
         hook(trainer)
     assert trainer.saved == [("best", 1), ("best", 2)]
     assert [r["mean_psnr"] for r in hook.rows()] == [20.0, 25.0, 22.0]
+
+
+def test_unpaired_validation_is_a_labelled_proxy(tmp_path, image_folders):
+    """--val-t1/--val-t2 whose names do not pair: cycle error and histogram distance, called a proxy everywhere."""
+    t1, t2 = image_folders
+    vt1, vt2 = _val_folders(tmp_path)
+    for f in vt2.iterdir():
+        f.rename(f.with_name("other_" + f.name))
+    run = tmp_path / "run"
+    assert main(["train", "--t1", str(t1), "--t2", str(t2), "--out", str(run), "--quiet", "--val-t1", str(vt1), "--val-t2", str(vt2),
+                 *TRAIN_FLAGS]) == 0
+    [row] = list(csv.DictReader(open(run / "val.csv")))
+    assert {"t1_to_t2_cycle_mae", "t2_to_t1_hist_w1", "mean_proxy"} <= set(row) and "t1_to_t2_psnr" not in row
+    assert 0 < float(row["t1_to_t2_cycle_mae"]) < 1 and 0 < float(row["t2_to_t1_hist_w1"]) < 1
+    assert "Unpaired proxy only" in (run / "MODEL_CARD.md").read_text()
+    assert "unpaired PROXY" in (run / "train.log").read_text()
+
+
+def test_bids_contrast_tags_pair_by_subject():
+    from mri_cyclegan.evaluate import match_pairs
+
+    pairs = match_pairs([Path("sub-01_T1w.nii.gz"), Path("sub-02_T1w.nii.gz")], [Path("sub-02_T2w.nii.gz"), Path("sub-01_T2w.nii.gz")])
+    assert [(a.name[:6], b.name[:6]) for a, b in pairs] == [("sub-01", "sub-01"), ("sub-02", "sub-02")]

@@ -169,9 +169,9 @@ class _EpochHooks:
     def __init__(self, args: argparse.Namespace, trainer) -> None:
         self.args, self.validation, self.board = args, None, None
         if args.val_t1 or args.val_t2:
-            from .validation import EpochValidation, PairedValidation
+            from .validation import EpochValidation, make_validation
 
-            self.validation = EpochValidation(PairedValidation(args.val_t1, args.val_t2), trainer.run_dir)
+            self.validation = EpochValidation(make_validation(args.val_t1, args.val_t2), trainer.run_dir)
         if args.tensorboard:
             from .tensorboard import TensorBoardLog
 
@@ -187,8 +187,9 @@ class _EpochHooks:
         from .model_card import write_model_card
 
         rows = self.validation.rows() if self.validation is not None else None
+        paired = self.validation is None or self.validation.validation.paired
         write_model_card(trainer.run_dir, trainer.config, trainer.t1.summary(), trainer.t2.summary(), trainer.epoch, trainer.step,
-                         trainer.elapsed, rows, device=f"{trainer.device}, {trainer.precision}", sources=(str(self.args.t1), str(self.args.t2)))
+                         trainer.elapsed, rows, paired=paired, device=f"{trainer.device}, {trainer.precision}", sources=(str(self.args.t1), str(self.args.t2)))
 
     def finish(self, trainer) -> None:
         self.card(trainer)

@@ -95,7 +95,8 @@ def view(volume: np.ndarray, index: tuple) -> np.ndarray:
 
 
 def match_pairs(pred_files: Sequence[Path], ref_files: Sequence[Path]) -> list[tuple[Path, Path]]:
-    """Pair files by name (extension ignored, a trailing '_fake'/'_pred' tolerated)."""
+    """Pair files by name (extension ignored; a trailing '_fake'/'_pred', and a contrast tag '_T1w'/'_T2w'/'_t1'/'_t2'
+    as in BIDS, tolerated)."""
     from .errors import InputError
 
     def key(p: Path) -> str:
@@ -105,6 +106,8 @@ def match_pairs(pred_files: Sequence[Path], ref_files: Sequence[Path]) -> list[t
                 name = name[: -len(ext)]
                 break
         for tail in ("_fake", "_pred", "_translated"):
+            name = name.removesuffix(tail)
+        for tail in ("_t1w", "_t2w", "_t1", "_t2"):
             name = name.removesuffix(tail)
         return name
 

@@ -27,7 +27,7 @@ def _set_rows(name: str, s: dict) -> list[str]:
 
 
 def write_model_card(run_dir: str | Path, config, t1_summary: dict, t2_summary: dict, epoch: int, step: int, seconds: float,
-                     validation: list[dict[str, float]] | None = None, device: str = "", sources: tuple[str, str] = ("", "")) -> Path:
+                     validation: list[dict[str, float]] | None = None, paired: bool = True, device: str = "", sources: tuple[str, str] = ("", "")) -> Path:
     d = Path(run_dir)
     tc, mc, dc = config.train, config.model, config.data
     lines = [
@@ -59,7 +59,20 @@ def write_model_card(run_dir: str | Path, config, t1_summary: dict, t2_summary: 
         f"- Training time: {seconds / 60:.1f} min on {device or 'unknown device'} ({platform.machine()}).",
     ]
     lines += ["", "## Validation"]
-    if validation:
+    if validation and not paired:
+        best = min(validation, key=lambda r: r["mean_proxy"])
+        lines += [
+            "**Unpaired proxy only** (`--val-t1/--val-t2` file names did not pair up): cycle error |x − G'(G(x))| and the "
+            "1-Wasserstein distance between translated and real held-out intensities, both in [0, 1] units, lower is better. "
+            "A proxy cannot see hallucinated or erased structures: it is not a quality score.",
+            "",
+            "| epoch | T1→T2 cycle | T1→T2 histogram | T2→T1 cycle | T2→T1 histogram |",
+            "|---|---|---|---|---|",
+        ]
+        for tag, r in (("best", best), ("last", validation[-1])):
+            lines.append(f"| {int(r['epoch'])} ({tag}) | {r['t1_to_t2_cycle_mae']:.4f} | {r['t1_to_t2_hist_w1']:.4f} | "
+                         f"{r['t2_to_t1_cycle_mae']:.4f} | {r['t2_to_t1_hist_w1']:.4f} |")
+    elif validation:
         best = max(validation, key=lambda r: r["mean_psnr"])
         last = validation[-1]
         lines += [

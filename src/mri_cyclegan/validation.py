@@ -1,6 +1,7 @@
 """Validation across epochs: paired T1/T2 files (matched by name, as ``evaluate`` matches them) translated at
 native resolution through the same path as ``translate`` and scored like ``evaluate`` (each image mapped to
 [0, 1] by its own 0.5/99.5 percentiles, automatic foreground mask of the reference, PSNR/SSIM/MAE).
+Without pairs (no file names match), an unpaired *proxy* instead: cycle error and a histogram distance.
 
 Used after every epoch of ``train --val-t1/--val-t2`` (``val.csv``, ``val.png``, ``checkpoints/best``) and by
 ``evaluate --all-checkpoints`` (every saved checkpoint scored, the best marked).
@@ -33,16 +34,44 @@ class ValidationPair:
     mask_t2: np.ndarray
 
 
+def _files(path: str | Path, contrast: str, what: str) -> list[Path]:
+    """A file/folder searched as usual, or a BIDS root's *_T1w / *_T2w images."""
+    from .io import list_inputs
+    from .io.bids import SUFFIX, find_bids, is_bids_root
+
+    return find_bids(path, SUFFIX[contrast]) if is_bids_root(path) else list_inputs(path, what)
+
+
+def make_validation(t1: str | Path, t2: str | Path, max_files: int = 16):
+    """PairedValidation when file names pair up, else UnpairedValidation (a proxy, said in the log)."""
+    from .evaluate import match_pairs
+
+    a, b = _files(t1, "t1", "--val-t1"), _files(t2, "t2", "--val-t2")
+    try:
+        match_pairs(a, b)
+    except InputError:
+        log.warning("validation: no --val-t1 file name matches a --val-t2 one, so nothing can be compared with a truth; logging "
+                    "an unpaired PROXY instead (cycle error and histogram distance), which cannot see hallucinations")
+        return UnpairedValidation(a, b, max_files)
+    return PairedValidation(a, b, max_files)
+
+
 class PairedValidation:
     """Pairs of (T1, T2) files of the same subject/slice, read once; ``score(translator)`` -> mean scores."""
 
-    def __init__(self, t1: str | Path, t2: str | Path, max_pairs: int = 16, directions: tuple[str, ...] = DIRECTIONS) -> None:
+    paired = True
+    best_key, higher_is_better = "mean_psnr", True
+
+    def __init__(self, t1: str | Path | list[Path], t2: str | Path | list[Path], max_pairs: int = 16,
+                 directions: tuple[str, ...] = DIRECTIONS) -> None:
         from .evaluate import load_canonical, match_pairs, to_unit
-        from .io import list_inputs
         from .metrics import foreground_mask
 
         self.directions = directions
-        pairs = match_pairs(list_inputs(t1, "--val-t1"), list_inputs(t2, "--val-t2"))[:max_pairs]
+        self.examples: list = []  # (direction, source, prediction, reference) of the first pair, [0, 1], after score()
+        a = t1 if isinstance(t1, list) else _files(t1, "t1", "--val-t1")
+        b = t2 if isinstance(t2, list) else _files(t2, "t2", "--val-t2")
+        pairs = match_pairs(a, b)[:max_pairs]
         self.pairs: list[ValidationPair] = []
         for a, b in pairs:
             da, va = load_canonical(a)
@@ -62,16 +91,73 @@ class PairedValidation:
         from .metrics import score
 
         out: dict[str, float] = {}
+        self.examples = []
         for direction in self.directions:
             rows = []
-            for p in self.pairs:
+            for i, p in enumerate(self.pairs):
                 src, ref, mask = (p.t1, p.t2_unit, p.mask_t2) if direction == "t1_to_t2" else (p.t2, p.t1_unit, p.mask_t1)
                 pred = translator.translate(src, direction)
                 pred = pred if pred.ndim == 2 else to_canonical(pred, src.affine)
                 rows.append(score(to_unit(pred), ref, mask))
+                if i == 0:
+                    self.examples.append((direction, p.t1_unit if direction == "t1_to_t2" else p.t2_unit, to_unit(pred), ref))
             for k in KEYS:
                 out[f"{direction}_{k}"] = float(np.mean([r[k] for r in rows]))
         out["mean_psnr"] = float(np.mean([out[f"{d}_psnr"] for d in self.directions]))
+        return out
+
+
+class UnpairedValidation:
+    """A proxy when no pairs exist: for each held-out file, the cycle error |x - G'(G(x))| (in [0, 1] units, inside
+    the file's foreground) and the 1-Wasserstein distance between the translation's foreground intensities and
+    those of the other contrast's held-out files. Lower is better for both; neither can tell a faithful
+    translation from a hallucinating one, which is why the log, val.csv and the model card call it a proxy."""
+
+    paired = False
+    best_key, higher_is_better = "mean_proxy", False
+
+    def __init__(self, t1: list[Path], t2: list[Path], max_files: int = 16) -> None:
+        from .evaluate import load_canonical, to_unit
+        from .metrics import foreground_mask
+
+        self.directions = DIRECTIONS
+        self.examples: list = []
+        self.sets = {}
+        for key, files in (("t1", t1[:max_files]), ("t2", t2[:max_files])):
+            items = []
+            for f in files:
+                data, vol = load_canonical(f)
+                unit = to_unit(data)
+                items.append((vol, unit, foreground_mask(unit)))
+            self.sets[key] = items
+        self.values = {k: np.sort(np.concatenate([u[m] for _, u, m in v])) for k, v in self.sets.items()}
+        log.info("validation (unpaired proxy): %d T1 and %d T2 files", len(self.sets["t1"]), len(self.sets["t2"]))
+
+    def score(self, translator) -> dict[str, float]:
+        from scipy.stats import wasserstein_distance
+
+        from .evaluate import to_unit
+        from .io.nifti import to_canonical
+        from .io.volume import Volume
+
+        out: dict[str, float] = {}
+        self.examples = []
+        for direction in self.directions:
+            src_key, tgt_key = direction[:2], direction[-2:]
+            back = "t2_to_t1" if direction == "t1_to_t2" else "t1_to_t2"
+            cycle, preds = [], []
+            for i, (vol, unit, mask) in enumerate(self.sets[src_key]):
+                pred = translator.translate(vol, direction)
+                rec = translator.translate(Volume(pred, vol.affine), back)
+                canon = (lambda x: x) if pred.ndim == 2 else (lambda x: to_canonical(x, vol.affine))  # noqa: E731
+                pu, ru = to_unit(canon(pred)), to_unit(canon(rec))
+                cycle.append(float(np.abs(ru - unit)[mask].mean()))
+                preds.append(pu[mask])
+                if i == 0:
+                    self.examples.append((direction, unit, pu, ru))
+            out[f"{direction}_cycle_mae"] = float(np.mean(cycle))
+            out[f"{direction}_hist_w1"] = float(wasserstein_distance(np.concatenate(preds), self.values[tgt_key]))
+        out["mean_proxy"] = float(np.mean([out[f"{d}_{k}"] for d in self.directions for k in ("cycle_mae", "hist_w1")]))
         return out
 
 
@@ -106,8 +192,8 @@ def score_checkpoints(run: str | Path, source: str | Path, reference: str | Path
     return rows
 
 
-def plot_validation(rows: list[dict[str, float]], path: Path) -> None:
-    """PSNR and SSIM of both directions against epoch."""
+def plot_validation(rows: list[dict[str, float]], path: Path, paired: bool = True) -> None:
+    """PSNR and SSIM (paired), or cycle error and histogram distance (proxy), of both directions against epoch."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -117,11 +203,13 @@ def plot_validation(rows: list[dict[str, float]], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     epochs = [r["epoch"] for r in rows]
-    for ax, key in zip(axes, ("psnr", "ssim")):
+    keys = (("psnr", "validation PSNR (dB)"), ("ssim", "validation SSIM")) if paired else (
+        ("cycle_mae", "PROXY: cycle error (lower is better)"), ("hist_w1", "PROXY: histogram distance (lower is better)"))
+    for ax, (key, title) in zip(axes, keys):
         for d in DIRECTIONS:
             ax.plot(epochs, [r[f"{d}_{key}"] for r in rows], marker="o", ms=3, label=d.replace("_", " "))
         ax.set_xlabel("epoch")
-        ax.set_title(f"validation {key.upper()}" + (" (dB)" if key == "psnr" else ""))
+        ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.tight_layout()
@@ -133,7 +221,7 @@ def plot_validation(rows: list[dict[str, float]], path: Path) -> None:
 class EpochValidation:
     """The trainer's per-epoch hook (rank 0): score, append to val.csv, plot val.png, keep checkpoints/best."""
 
-    def __init__(self, validation: PairedValidation, run_dir: Path) -> None:
+    def __init__(self, validation, run_dir: Path) -> None:
         self.validation = validation
         self.run_dir = Path(run_dir)
         self.csv = self.run_dir / "val.csv"
@@ -164,11 +252,33 @@ class EpochValidation:
             w.writeheader()
             for r in rows:
                 w.writerow({k: (int(v) if k in ("epoch", "step") else f"{v:.6g}") for k, v in r.items()})
-        plot_validation(rows, self.run_dir / "val.png")
-        best = max(rows, key=lambda r: r["mean_psnr"])
+        v = self.validation
+        plot_validation(rows, self.run_dir / "val.png", v.paired)
+        self.write_examples(trainer.epoch)
+        sign = 1.0 if v.higher_is_better else -1.0
+        best = max(rows, key=lambda r: sign * r[v.best_key])
         if best is row:
             trainer.save("best")
-        log.info("validation epoch %d: T1->T2 %.2f dB / SSIM %.4f, T2->T1 %.2f dB / SSIM %.4f%s", trainer.epoch,
-                 scores["t1_to_t2_psnr"], scores["t1_to_t2_ssim"], scores["t2_to_t1_psnr"], scores["t2_to_t1_ssim"],
+        shown = " ".join(f"{k}={val:.4g}" for k, val in scores.items())
+        log.info("validation%s epoch %d: %s%s", "" if v.paired else " (unpaired PROXY)", trainer.epoch, shown,
                  " (best so far: checkpoints/best.safetensors)" if best is row else f" (best: epoch {int(best['epoch'])})")
         return scores
+
+    def write_examples(self, epoch: int) -> None:
+        """samples/val_epoch_NNN.png: per direction, the first validation file's source | translation | truth (paired)
+        or source | translation | cycle reconstruction (proxy); the middle axial slice of volumes."""
+        import torch
+
+        from .training.artifacts import sample_grid, save_png
+
+        def middle(x: np.ndarray) -> torch.Tensor:
+            x = x if x.ndim == 2 else np.rot90(x[:, :, x.shape[2] // 2])
+            return torch.from_numpy(np.ascontiguousarray(x, np.float32) * 2 - 1)
+
+        ex = self.validation.examples
+        if not ex:
+            return
+        rows = [[middle(a), middle(b), middle(c)] for _, a, b, c in ex]
+        third = "true" if self.validation.paired else "cycled back"
+        labels = ("source (T1 / T2)", "translated", third)
+        save_png(self.run_dir / "samples" / f"val_epoch_{epoch:03d}.png", sample_grid(rows, labels=labels, title=f"val {epoch}"))
