@@ -142,7 +142,8 @@ def test_unpaired_validation_is_a_labelled_proxy(tmp_path, image_folders):
                  *TRAIN_FLAGS]) == 0
     [row] = list(csv.DictReader(open(run / "val.csv")))
     assert {"t1_to_t2_cycle_mae", "t2_to_t1_hist_w1", "mean_proxy"} <= set(row) and "t1_to_t2_psnr" not in row
-    assert 0 < float(row["t1_to_t2_cycle_mae"]) < 1 and 0 < float(row["t2_to_t1_hist_w1"]) < 1
+    # the histogram prior makes G'(G(x)) almost x, and puts the translation's histogram near the target's
+    assert 0 < float(row["t1_to_t2_cycle_mae"]) < 0.05 and 0 < float(row["t2_to_t1_hist_w1"]) < 0.1
     assert "Unpaired proxy only" in (run / "MODEL_CARD.md").read_text()
     assert "unpaired PROXY" in (run / "train.log").read_text()
 
