@@ -12,6 +12,7 @@ one line naming the series.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -76,18 +77,27 @@ def group_series(files: list[Path]) -> dict[Path, list[Path]]:
     return {sorted(v)[0]: sorted(v) for v in groups.values()}
 
 
-def series_files(path: Path) -> list[Path]:
-    """Every file of the series that ``path`` (one of its files) belongs to, from the same folder."""
-    uid = series_uid(path)
-    out = []
-    for f in sorted(path.parent.iterdir()):
+@functools.lru_cache(maxsize=64)
+def _folder_series(folder: str, state: tuple[int, int]) -> dict[str, tuple[Path, ...]]:
+    """{SeriesInstanceUID: files} of one folder, from one pass over its headers (cached per folder state, so a
+    flat PACS export with many series is scanned once, not once per series)."""
+    out: dict[str, list[Path]] = {}
+    for f in sorted(Path(folder).iterdir()):
         if f.is_file() and not f.name.startswith(".") and (f.suffix.lower() in DICOM_EXTENSIONS or looks_like_dicom(f)):
             try:
-                if series_uid(f) == uid:
-                    out.append(f)
+                out.setdefault(series_uid(f), []).append(f)
             except InputError:
                 continue
-    return out
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def series_files(path: Path) -> list[Path]:
+    """Every file of the series that ``path`` (one of its files) belongs to, from the same folder."""
+    folder = path.parent
+    import os
+
+    state = (folder.stat().st_mtime_ns, len(os.listdir(folder)))  # a changed folder is scanned again
+    return list(_folder_series(str(folder), state).get(series_uid(path), ()))
 
 
 def series_name(path: Path) -> str:
