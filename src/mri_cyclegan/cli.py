@@ -149,20 +149,6 @@ def _subjects(value: str | None) -> list[str] | None:
     return [v for v in value.split(",") if v.strip()] if value else None
 
 
-def _training_source(path: str, contrast: str, subjects: str | None):
-    """A BIDS root stands for its *_T1w (or *_T2w) images; anything else is a file or folder searched as usual."""
-    from .errors import InputError
-    from .io.bids import SUFFIX, find_bids, is_bids_root
-
-    if is_bids_root(path):
-        files = find_bids(path, SUFFIX[contrast], _subjects(subjects))
-        log.info("BIDS dataset %s: %d *_%s images", path, len(files), SUFFIX[contrast])
-        return files
-    if subjects:
-        raise InputError(f"--subjects selects subjects of a BIDS dataset, but {path} is not one (no dataset_description.json or sub-* folders)")
-    return path
-
-
 class _EpochHooks:
     """After every epoch on rank 0: validation (--val-t1/--val-t2), TensorBoard (--tensorboard), MODEL_CARD.md."""
 
@@ -201,6 +187,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Single process, or one rank of a ``torchrun`` job (DDP; rank 0 alone writes the run folder)."""
     from .data.dataset import load_domain, with_data_fingerprint
     from .errors import InputError
+    from .io.bids import contrast_files
     from .runtime import broadcast_float, distributed_from_env, init_distributed, resolve_device
     from .training.run_folder import prepare_run_folder
     from .training.trainer import Trainer
@@ -223,7 +210,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     handler = _add_file_log(run_dir / "train.log") if dist.is_main else None
     try:
         with _progress_logging(not args.quiet and dist.is_main):
-            t1_src, t2_src = _training_source(args.t1, "t1", args.subjects), _training_source(args.t2, "t2", args.subjects)
+            t1_src = contrast_files(args.t1, "t1", _subjects(args.subjects), "T1 input")
+            t2_src = contrast_files(args.t2, "t2", _subjects(args.subjects), "T2 input")
             if not args.resume:  # derive what was left at 'auto' (the target spacing) and record it in the config
                 cfg = with_data_fingerprint(cfg, t1_src, t2_src)
             t1 = load_domain(t1_src, cfg.data, "T1 input")

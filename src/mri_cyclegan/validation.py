@@ -34,19 +34,13 @@ class ValidationPair:
     mask_t2: np.ndarray
 
 
-def _files(path: str | Path, contrast: str, what: str) -> list[Path]:
-    """A file/folder searched as usual, or a BIDS root's *_T1w / *_T2w images."""
-    from .io import list_inputs
-    from .io.bids import SUFFIX, find_bids, is_bids_root
-
-    return find_bids(path, SUFFIX[contrast]) if is_bids_root(path) else list_inputs(path, what)
-
-
 def make_validation(t1: str | Path, t2: str | Path, max_files: int = 16):
     """PairedValidation when file names pair up, else UnpairedValidation (a proxy, said in the log)."""
     from .evaluate import match_pairs
 
-    a, b = _files(t1, "t1", "--val-t1"), _files(t2, "t2", "--val-t2")
+    from .io.bids import contrast_files
+
+    a, b = contrast_files(t1, "t1", what="--val-t1"), contrast_files(t2, "t2", what="--val-t2")
     try:
         match_pairs(a, b)
     except InputError:
@@ -69,8 +63,10 @@ class PairedValidation:
 
         self.directions = directions
         self.examples: list = []  # (direction, source, prediction, reference) of the first pair, [0, 1], after score()
-        a = t1 if isinstance(t1, list) else _files(t1, "t1", "--val-t1")
-        b = t2 if isinstance(t2, list) else _files(t2, "t2", "--val-t2")
+        from .io.bids import contrast_files
+
+        a = t1 if isinstance(t1, list) else contrast_files(t1, "t1", what="--val-t1")
+        b = t2 if isinstance(t2, list) else contrast_files(t2, "t2", what="--val-t2")
         pairs = match_pairs(a, b)[:max_pairs]
         self.pairs: list[ValidationPair] = []
         for a, b in pairs:

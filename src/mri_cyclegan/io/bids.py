@@ -4,11 +4,14 @@ dataset (``derivatives/mri-cyclegan/sub-*/[ses-*/]anat/*_desc-synthetic_T2w.nii.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
 from ..errors import InputError
 from .atomic import atomic_path
+
+log = logging.getLogger(__name__)
 
 PIPELINE = "mri-cyclegan"
 SUFFIX = {"t1": "T1w", "t2": "T2w"}
@@ -46,6 +49,20 @@ def find_bids(root: str | Path, suffix: str, subjects: list[str] | None = None) 
     if not files:
         raise InputError(f"BIDS dataset {r} has no sub-*/[ses-*/]anat/*_{suffix}.nii[.gz] images")
     return sorted(files)
+
+
+def contrast_files(path: str | Path, contrast: str, subjects: list[str] | None = None, what: str = "input") -> list[Path]:
+    """The inputs of one contrast ('t1'/'t2'): a BIDS root stands for its *_T1w (or *_T2w) images; anything else
+    is a file or folder searched as usual (``subjects`` then is an error: it only selects BIDS subjects)."""
+    from .files import list_inputs
+
+    if is_bids_root(path):
+        files = find_bids(path, SUFFIX[contrast], subjects)
+        log.info("BIDS dataset %s: %d *_%s images", path, len(files), SUFFIX[contrast])
+        return files
+    if subjects:
+        raise InputError(f"--subjects selects subjects of a BIDS dataset, but {path} is not one (no dataset_description.json or sub-*/anat)")
+    return list_inputs(path, what)
 
 
 def derivative_name(src: Path, target_suffix: str, desc: str = "synthetic") -> str:

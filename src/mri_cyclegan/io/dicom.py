@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .formats import LPS_TO_RAS
 from .volume import Volume
 
 log = logging.getLogger(__name__)
 
 DICOM_EXTENSIONS = (".dcm", ".ima", ".dicom")
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
 def looks_like_dicom(path: Path) -> bool:

@@ -101,13 +101,17 @@ def read_itk(path: Path) -> Volume:
     if img.GetDimension() != 3:
         raise InputError(f"{path} is {img.GetDimension()}D; only 3D volumes are supported (save 2D images as PNG/TIFF)")
     data = sitk.GetArrayFromImage(img).astype(np.float32).transpose(2, 1, 0)  # (z, y, x) -> (i, j, k)
-    d = np.array(img.GetDirection(), np.float64).reshape(3, 3)
-    lps = np.eye(4)
-    lps[:3, :3] = d * np.array(img.GetSpacing())[None, :]
-    lps[:3, 3] = img.GetOrigin()
     meta = {k: img.GetMetaData(k) for k in img.GetMetaDataKeys()}
     header = {"pixel_id": img.GetPixelID(), "metadata": meta, "format": "itk"}
-    return Volume(data=data, affine=LPS_TO_RAS @ lps, header=header, path=path)
+    return Volume(data=data, affine=_itk_affine(img), header=header, path=path)
+
+
+def _itk_affine(info) -> np.ndarray:
+    """Voxel-to-RAS affine of a SimpleITK image or ImageFileReader (ITK works in LPS)."""
+    lps = np.eye(4)
+    lps[:3, :3] = np.array(info.GetDirection(), np.float64).reshape(3, 3) * np.array(info.GetSpacing())[None, :]
+    lps[:3, 3] = info.GetOrigin()
+    return LPS_TO_RAS @ lps
 
 
 def write_itk(path: Path, data: np.ndarray, affine: np.ndarray, header=None) -> Path:
@@ -159,8 +163,8 @@ def read_volume(path: str | Path) -> Volume:
     p = Path(path)
     fmt = volume_format(p)
     if fmt == "nifti":
-        vol = read_nifti(p)
-    elif fmt == "mgh":
+        return read_nifti(p)  # checks its own content
+    if fmt == "mgh":
         vol = read_mgh(p)
     elif fmt == "itk":
         vol = read_itk(p)
@@ -193,10 +197,7 @@ def read_affine(path: str | Path) -> np.ndarray:
             raise InputError(f"cannot read {p}: {str(e).strip().splitlines()[-1] if str(e).strip() else 'unreadable'}") from None
         if reader.GetDimension() != 3:
             raise InputError(f"{p} is {reader.GetDimension()}D; only 3D volumes are supported (save 2D images as PNG/TIFF)")
-        lps = np.eye(4)
-        lps[:3, :3] = np.array(reader.GetDirection()).reshape(3, 3) * np.array(reader.GetSpacing())[None, :]
-        lps[:3, 3] = reader.GetOrigin()
-        return LPS_TO_RAS @ lps
+        return _itk_affine(reader)
     return read_volume(p).affine
 
 
