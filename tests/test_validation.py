@@ -92,9 +92,12 @@ def test_tensorboard_logs_losses_lr_and_samples(tmp_path, image_folders):
     assert len(acc.Images("samples")) == 2
 
 
-def test_validation_flags_need_each_other(tmp_path, image_folders):
+def test_validation_flags_need_each_other_and_bad_ones_leave_no_run_folder(tmp_path, image_folders):
     t1, t2 = image_folders
     assert main(["train", "--t1", str(t1), "--t2", str(t2), "--out", str(tmp_path / "r"), "--quiet", "--val-t1", str(t1), *TRAIN_FLAGS]) == 2
+    assert main(["train", "--t1", str(t1), "--t2", str(t2), "--out", str(tmp_path / "r"), "--quiet", "--val-t1", str(t1),
+                 "--val-t2", str(tmp_path / "missing"), *TRAIN_FLAGS]) == 2
+    assert not (tmp_path / "r").exists()
 
 
 def test_best_checkpoint_follows_the_best_score_not_the_last(tmp_path):

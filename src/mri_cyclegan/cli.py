@@ -149,15 +149,31 @@ def _subjects(value: str | None) -> list[str] | None:
     return [v for v in value.split(",") if v.strip()] if value else None
 
 
+def _validation_inputs(args: argparse.Namespace):
+    """--val-t1/--val-t2 read (paired or proxy) and --tensorboard's package found, or a clear InputError."""
+    from .errors import InputError
+
+    if args.tensorboard:
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError:
+            raise InputError("--tensorboard needs the tensorboard package: pip install 'mri-cyclegan[tensorboard]'") from None
+    if not args.val_t1:
+        return None
+    from .validation import make_validation
+
+    return make_validation(args.val_t1, args.val_t2)
+
+
 class _EpochHooks:
     """After every epoch on rank 0: validation (--val-t1/--val-t2), TensorBoard (--tensorboard), MODEL_CARD.md."""
 
-    def __init__(self, args: argparse.Namespace, trainer) -> None:
+    def __init__(self, args: argparse.Namespace, trainer, validation=None) -> None:
         self.args, self.validation, self.board = args, None, None
-        if args.val_t1 or args.val_t2:
-            from .validation import EpochValidation, make_validation
+        if validation is not None:
+            from .validation import EpochValidation
 
-            self.validation = EpochValidation(make_validation(args.val_t1, args.val_t2), trainer.run_dir)
+            self.validation = EpochValidation(validation, trainer.run_dir)
         if args.tensorboard:
             from .tensorboard import TensorBoardLog
 
@@ -199,9 +215,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         _setup_logging(False)
     cfg = resolve_train_config(args)
     device = init_distributed(dist, resolve_device(cfg.train.device))
-    run_dir, refused = Path(args.out), None
+    run_dir, refused, validation = Path(args.out), None, None
     if dist.is_main:
-        try:
+        try:  # everything that can refuse the inputs, before the run folder is touched
+            validation = _validation_inputs(args)
             run_dir = prepare_run_folder(args.out, resume=args.resume, overwrite=args.overwrite)
         except InputError as e:
             refused = e
@@ -217,7 +234,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             t1 = load_domain(t1_src, cfg.data, "T1 input")
             t2 = load_domain(t2_src, cfg.data, "T2 input")
             trainer = Trainer(cfg, t1, t2, run_dir, dist=dist)
-            hooks = _EpochHooks(args, trainer) if dist.is_main else None
+            hooks = _EpochHooks(args, trainer, validation) if dist.is_main else None
             trainer.fit(resume=args.resume, progress=not args.quiet, on_epoch=hooks)
             if hooks is not None:
                 hooks.finish(trainer)
