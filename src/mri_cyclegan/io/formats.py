@@ -7,15 +7,14 @@ data type and metadata (values that the type cannot hold are written as float32 
 from __future__ import annotations
 
 import logging
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
 from .atomic import atomic_path
-from .nifti import read_nifti, write_nifti
-from .volume import Volume
+from .nifti import load_nibabel, read_nifti, write_nifti
+from .volume import Volume, checked_content
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +49,7 @@ def fit_dtype(arr: np.ndarray, dtype: np.dtype, path: Path) -> np.ndarray:
 
 # ------------------------------------------------------------------ MGH / MGZ (FreeSurfer)
 def read_mgh(path: Path) -> Volume:
-    import nibabel as nib
-
-    try:
-        img = nib.load(str(path))
-        data = np.asarray(img.get_fdata(dtype=np.float32))
-    except (nib.filebasedimages.ImageFileError, OSError, EOFError, zlib.error, ValueError) as e:
-        raise InputError(f"cannot read MGH {path}: {e}; the file is not MGH/MGZ or is corrupt/truncated") from None
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise InputError(f"MGH {path} has shape {data.shape}; only 3D volumes are supported")
+    img, data = load_nibabel(path, "MGH")
     return Volume(data=data, affine=img.affine, header=img.header.copy(), path=path)
 
 
@@ -172,7 +161,7 @@ def read_volume(path: str | Path) -> Volume:
         from .dicom import read_dicom_series
 
         vol = read_dicom_series(p)
-    _check_content(vol, p)
+    vol.data = checked_content(vol.data, str(p))
     return vol
 
 
@@ -199,20 +188,6 @@ def read_affine(path: str | Path) -> np.ndarray:
             raise InputError(f"{p} is {reader.GetDimension()}D; only 3D volumes are supported (save 2D images as PNG/TIFF)")
         return _itk_affine(reader)
     return read_volume(p).affine
-
-
-def _check_content(vol: Volume, path: Path) -> None:
-    data = vol.data
-    if data.size == 0:
-        raise InputError(f"{path} is empty (shape {data.shape})")
-    finite = np.isfinite(data)
-    if not finite.any():
-        raise InputError(f"{path} holds only NaN/inf values")
-    if np.ptp(data[finite]) == 0:
-        raise InputError(f"{path} is constant ({float(data[finite][0])}); it holds no image")
-    if not finite.all():
-        log.warning("%s: %d NaN/inf voxels read as 0", path, int((~finite).sum()))
-        vol.data = np.where(finite, data, 0.0).astype(np.float32)
 
 
 def write_volume(path: str | Path, volume: Volume) -> Path:

@@ -10,35 +10,35 @@ import numpy as np
 
 from ..errors import InputError
 from .atomic import atomic_path
-from .volume import Volume
+from .volume import Volume, checked_content
 
 log = logging.getLogger(__name__)
 
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}  # in RAS+ canonical orientation
 
 
-def read_nifti(path: str | Path) -> Volume:
-    """Read a 3D NIfTI volume (a 4D one with a single volume is squeezed). Raises InputError on bad input."""
+def load_nibabel(path: Path, kind: str):
+    """(image, float32 data) of a nibabel-readable 3D volume (``kind`` 'NIfTI' or 'MGH'; a 4D file holding a
+    single volume is squeezed). Raises InputError on unreadable files and other shapes."""
     import nibabel as nib
 
-    p = Path(path)
     try:
-        img = nib.load(str(p))
+        img = nib.load(str(path))
         data = np.asarray(img.get_fdata(dtype=np.float32))
     except (nib.filebasedimages.ImageFileError, OSError, EOFError, zlib.error, ValueError) as e:
-        raise InputError(f"cannot read NIfTI {p}: {e}; the file is not NIfTI or is corrupt/truncated") from None
+        raise InputError(f"cannot read {kind} {path}: {e}; the file is not {kind} or is corrupt/truncated") from None
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
-        raise InputError(f"NIfTI {p} has shape {data.shape}; only 3D volumes are supported (split 4D series first)")
-    if data.size == 0:
-        raise InputError(f"NIfTI {p} is empty (shape {data.shape})")
-    finite = np.isfinite(data)
-    if not finite.any():
-        raise InputError(f"NIfTI {p} holds only NaN/inf values")
-    if np.ptp(data[finite]) == 0:
-        raise InputError(f"NIfTI {p} is constant ({float(data[finite][0])}); it holds no image")
-    data = np.where(finite, data, 0.0).astype(np.float32)
+        raise InputError(f"{kind} {path} has shape {data.shape}; only 3D volumes are supported (split 4D series first)")
+    return img, data
+
+
+def read_nifti(path: str | Path) -> Volume:
+    """Read a 3D NIfTI volume (a 4D one with a single volume is squeezed). Raises InputError on bad input."""
+    p = Path(path)
+    img, data = load_nibabel(p, "NIfTI")
+    data = checked_content(data, f"NIfTI {p}")
     header = img.header.copy()  # nibabel moves scl_slope/scl_inter into the data proxy on load: put them back
     slope, inter = getattr(img.dataobj, "slope", 1.0), getattr(img.dataobj, "inter", 0.0)
     header.set_slope_inter(float(slope), float(inter))

@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def checked_content(data: np.ndarray, label: str) -> np.ndarray:
+    """Refuse an empty, NaN/inf-only or constant volume (one line naming ``label``); NaN/inf voxels become 0
+    with a warning. Returns float32 data."""
+    if data.size == 0:
+        raise InputError(f"{label} is empty (shape {data.shape})")
+    finite = np.isfinite(data)
+    if not finite.any():
+        raise InputError(f"{label} holds only NaN/inf values")
+    if np.ptp(data[finite]) == 0:
+        raise InputError(f"{label} is constant ({float(data[finite][0])}); it holds no image")
+    if not finite.all():
+        log.warning("%s: %d NaN/inf voxels read as 0", label, int((~finite).sum()))
+        return np.where(finite, data, 0.0).astype(np.float32)
+    return np.asarray(data, np.float32)
 
 
 @dataclass
