@@ -156,3 +156,12 @@ def test_bids_contrast_tags_pair_by_subject():
 
     pairs = match_pairs([Path("sub-01_T1w.nii.gz"), Path("sub-02_T1w.nii.gz")], [Path("sub-02_T2w.nii.gz"), Path("sub-01_T2w.nii.gz")])
     assert [(a.name[:6], b.name[:6]) for a, b in pairs] == [("sub-01", "sub-01"), ("sub-02", "sub-02")]
+
+
+def test_tensorboard_missing_is_one_line_before_the_run_folder(tmp_path, image_folders, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # import fails as if not installed
+    t1, t2 = image_folders
+    assert main(["train", "--t1", str(t1), "--t2", str(t2), "--out", str(tmp_path / "r"), "--quiet", "--tensorboard", *TRAIN_FLAGS]) == 2
+    assert not (tmp_path / "r").exists()

@@ -151,13 +151,10 @@ def _subjects(value: str | None) -> list[str] | None:
 
 def _validation_inputs(args: argparse.Namespace):
     """--val-t1/--val-t2 read (paired or proxy) and --tensorboard's package found, or a clear InputError."""
-    from .errors import InputError
-
     if args.tensorboard:
-        try:
-            import tensorboard  # noqa: F401
-        except ImportError:
-            raise InputError("--tensorboard needs the tensorboard package: pip install 'mri-cyclegan[tensorboard]'") from None
+        from .tensorboard import require_tensorboard
+
+        require_tensorboard()
     if not args.val_t1:
         return None
     from .validation import make_validation

@@ -12,12 +12,19 @@ import numpy as np
 from .errors import InputError
 
 
+def require_tensorboard() -> None:
+    """One clear line when the optional package is missing (checked before a run folder is touched)."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise InputError("--tensorboard needs the tensorboard package: pip install 'mri-cyclegan[tensorboard]'") from None
+
+
 class TensorBoardLog:
     def __init__(self, log_dir: str | Path) -> None:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise InputError("--tensorboard needs the tensorboard package: pip install 'mri-cyclegan[tensorboard]'") from None
+        require_tensorboard()
+        from torch.utils.tensorboard import SummaryWriter
+
         self.writer = SummaryWriter(str(log_dir))
         self.last_step = 0
 
