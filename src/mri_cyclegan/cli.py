@@ -42,6 +42,13 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "gan_loss": ("train.gan_loss", str, "adversarial loss: lsgan (default) or bce"),
     "lambda_cycle": ("train.lambda_cycle", float, "cycle-consistency weight λ (default 10)"),
     "lambda_identity": ("train.lambda_identity", float, "identity loss weight relative to λ (default 0: measured better with the histogram prior at equal time; reference 0.5)"),
+    "lambda_anchor": ("train.lambda_anchor", float, "hold the low-pass of each translation to the lookup table's (prior's) translation: "
+                      "training adds detail but cannot move tissue intensities (default 10; 0 = off, the plain residual)"),
+    "anchor_sigma": ("train.anchor_sigma", float, "low-pass width in pixels for --lambda-anchor (default 2)"),
+    "lambda_structure": ("train.lambda_structure", float, "keep the input's edges in the translation (normalised gradient "
+                         "fields, contrast-independent; default 1; 0 = off)"),
+    "upsample": ("model.upsample", str, "ResNet generator upsampling: resize (nearest + 3x3 conv, no checkerboard; default) or "
+                 "transpose (the reference's transposed convolutions)"),
     "pool_size": ("train.pool_size", int, "history pool of generated images for the discriminators (default 50; 0 = none)"),
     "save_every": ("train.save_every", int, "also keep a checkpoint every N epochs (default 5; 0 = only 'last')"),
     "seed": ("train.seed", int, "random seed: same seed, same data -> same losses on CPU (default 0)"),
@@ -116,7 +123,7 @@ def resolve_train_config(args: argparse.Namespace):
         from .config import Config
 
         try:
-            base = Config.from_dict(json.loads(run_cfg.read_text()))
+            base = Config.from_saved(json.loads(run_cfg.read_text()))
         except (ValueError, OSError) as e:
             raise InputError(f"--resume: cannot read {run_cfg}: {e}") from None
         changed = [k for k, v in overrides.items() if not k.startswith("train.") and base.replace(**{k: v}) != base]
@@ -230,7 +237,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 cfg = with_data_fingerprint(cfg, t1_src, t2_src)
             t1 = load_domain(t1_src, cfg.data, "T1 input")
             t2 = load_domain(t2_src, cfg.data, "T2 input")
-            trainer = Trainer(cfg, t1, t2, run_dir, dist=dist)
+            trainer = Trainer(cfg, t1, t2, run_dir, dist=dist, best_by_drift=not (validation is not None and validation.paired))
             hooks = _EpochHooks(args, trainer, validation) if dist.is_main else None
             trainer.fit(resume=args.resume, progress=not args.quiet, on_epoch=hooks)
             if hooks is not None:
@@ -243,6 +250,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     # (no destroy_process_group: tearing gloo down occasionally aborted a finished worker on this VM).
     if dist.is_main:
         print(f"done: checkpoints, losses.png, samples/ and progress.gif in {run_dir}")
+        if trainer.drifts:
+            from .faithfulness import verdict
+
+            print(f"verdict: {verdict(trainer.drifts)[1]}")
     return EXIT_OK
 
 

@@ -25,6 +25,11 @@ Axis = Literal["axial", "coronal", "sagittal"]
 Precision = Literal["auto", "fp32", "bf16"]
 Device = Literal["auto", "cpu", "cuda"]
 IntensityFloor = Literal["zero", "percentile"]
+Upsample = Literal["resize", "transpose"]
+
+# Keys added after checkpoints were first written, with the value that reproduces an older checkpoint's behaviour:
+# a config read from a checkpoint (or a resumed run) that lacks one gets this, not today's default.
+LEGACY_VALUES = {"model": {"upsample": "transpose"}, "train": {"lambda_anchor": 0.0, "lambda_structure": 0.0}}
 
 
 def _check_choice(name: str, value: Any, literal: Any) -> None:
@@ -137,11 +142,13 @@ class ModelConfig:
     ndf: int = 64  # discriminator width
     n_layers_d: int = 3  # PatchGAN depth; 3 gives the 70x70 receptive field
     prior: Prior = "inverse_histogram"  # generator output = prior(x) + residual; "none" = plain CycleGAN
+    upsample: Upsample = "resize"  # ResNet generator: nearest resize + 3x3 conv (no checkerboard); "transpose" = reference
 
     def __post_init__(self) -> None:
         _check_types(self)
         _check_choice("generator", self.generator, GeneratorName)
         _check_choice("prior", self.prior, Prior)
+        _check_choice("upsample", self.upsample, Upsample)
         # bounds keep a typo (or a hostile checkpoint) from allocating hundreds of GB or running for days
         _check_range("ngf", self.ngf, 1, 1024)
         _check_range("ndf", self.ndf, 1, 1024)
@@ -179,6 +186,9 @@ class TrainConfig:
     gan_loss: GanLoss = "lsgan"
     lambda_cycle: float = 10.0
     lambda_identity: float = 0.0  # relative to lambda_cycle; the reference's 0.5 measured worse with the prior at equal time (README)
+    lambda_anchor: float = 10.0  # low-pass of G(x) held to the lookup table's (prior's) translation; 0 = off (needs the prior)
+    anchor_sigma: float = 2.0  # pixels: the residual may add detail finer than this, not move tissue intensities
+    lambda_structure: float = 1.0  # edges of G(x) aligned with those of x (normalised gradient fields); 0 = off
     pool_size: int = 50
     save_every: int = 5  # also keep a checkpoint every N epochs (0 = only 'last')
     seed: int = 0
@@ -202,6 +212,9 @@ class TrainConfig:
         _check_choice("gan_loss", self.gan_loss, GanLoss)
         _check_positive("lambda_cycle", self.lambda_cycle, allow_zero=True)
         _check_positive("lambda_identity", self.lambda_identity, allow_zero=True)
+        _check_range("lambda_anchor", self.lambda_anchor, 0, 1e4)
+        _check_range("anchor_sigma", self.anchor_sigma, 0.5, 32)
+        _check_range("lambda_structure", self.lambda_structure, 0, 1e4)
         _check_range("pool_size", self.pool_size, 0, 100_000)
         _check_positive("save_every", self.save_every, allow_zero=True)
         _check_choice("device", self.device, Device)
@@ -248,8 +261,8 @@ class Config:
         """The reference CycleGAN setting: 256², ResNet-9, ngf 64, batch 1, 100 + 100 epochs, no prior."""
         return cls(
             DataConfig(image_size=256),
-            ModelConfig(ngf=64, n_blocks=9, prior="none"),
-            TrainConfig(batch_size=1, epochs=200, epochs_decay=100, lambda_identity=0.5),
+            ModelConfig(ngf=64, n_blocks=9, prior="none", upsample="transpose"),
+            TrainConfig(batch_size=1, epochs=200, epochs_decay=100, lambda_identity=0.5, lambda_anchor=0.0, lambda_structure=0.0),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -257,6 +270,17 @@ class Config:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_saved(cls, d: dict[str, Any]) -> Config:
+        """A config written by an earlier run (checkpoint, config.json): keys it lacks take their
+        :data:`LEGACY_VALUES` (what that run did), not today's defaults."""
+        if isinstance(d, dict):
+            d = {**d}
+            for section, legacy in LEGACY_VALUES.items():
+                if isinstance(d.get(section), dict):
+                    d[section] = {**legacy, **d[section]}
+        return cls.from_dict(d)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:

@@ -253,11 +253,11 @@ class EpochValidation:
         self.write_examples(trainer.epoch)
         sign = 1.0 if v.higher_is_better else -1.0
         best = max(rows, key=lambda r: sign * r[v.best_key])
-        if best is row:
+        if best is row and v.paired:  # without pairs, the trainer's safety net (drift from the lookup table) keeps best
             trainer.save("best")
         shown = " ".join(f"{k}={val:.4g}" for k, val in scores.items())
         log.info("validation%s epoch %d: %s%s", "" if v.paired else " (unpaired PROXY)", trainer.epoch, shown,
-                 " (best so far: checkpoints/best.safetensors)" if best is row else f" (best: epoch {int(best['epoch'])})")
+                 (" (best so far: checkpoints/best.safetensors)" if best is row else f" (best: epoch {int(best['epoch'])})") if v.paired else "")
         return scores
 
     def write_examples(self, epoch: int) -> None:

@@ -134,7 +134,7 @@ def test_torchrun_cli_one_writer_and_resume_with_another_process_count(tmp_path)
     base = lambda run: ["train", "--t1", str(t1), "--t2", str(t2), "--out", str(run), *FLAGS]  # noqa: E731
     run, (out,) = _run_job(lambda r: [*base(r), "--epochs", "1"], tmp_path, extra=["--standalone", "--nproc-per-node", "2"])
     assert out.count("done:") == 1  # rank 0 alone reports (and writes)
-    assert _steps(run) == [1, 2] and len(list((run / "checkpoints").iterdir())) == 1
+    assert _steps(run) == [1, 2] and {p.name for p in (run / "checkpoints").iterdir()} == {"last.safetensors", "best.safetensors"}
     assert "global batch 2" in (run / "train.log").read_text()
     # resume the 2-process run in one plain process: the step count goes on
     from mri_cyclegan.cli import main

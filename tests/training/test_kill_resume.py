@@ -13,7 +13,7 @@ from mri_cyclegan.training.checkpoint import load_checkpoint
 from tests.conftest import make_image_folders
 
 # Runs `mri-cyclegan train ...` and SIGKILLs itself at the N-th train step or right after writing (half of) the N-th
-# checkpoint's temp file, before it is renamed into place.
+# 'last' checkpoint's temp file, before it is renamed into place.
 DRIVER = r"""
 import os, signal, sys
 import torch
@@ -30,13 +30,17 @@ if mode == "step":
             os.kill(os.getpid(), signal.SIGKILL)
         return original_step(self, a, b)
     Trainer.train_step = train_step
-elif mode == "checkpoint":
+elif mode == "checkpoint":  # counts writes of checkpoints/last (best is written beside it)
     import safetensors.torch as st
-    original_save = st.save_file
+    original_save, original_trainer_save, name = st.save_file, Trainer.save, ["last"]
+    def trainer_save(self, which="last"):
+        name[0] = which
+        return original_trainer_save(self, which)
+    Trainer.save = trainer_save
     def save_file(tensors, path, metadata=None):
-        calls[0] += 1
+        calls[0] += name[0] == "last"
         original_save(tensors, path, metadata=metadata)
-        if calls[0] == n:
+        if calls[0] == n and name[0] == "last":
             with open(path, "r+b") as f:
                 f.truncate(os.path.getsize(path) // 2)
             os.kill(os.getpid(), signal.SIGKILL)

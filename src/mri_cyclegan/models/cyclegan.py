@@ -13,7 +13,7 @@ from .networks import Generator, PatchDiscriminator, ResnetGenerator, UnetGenera
 def build_generator(cfg: ModelConfig, train_size: int, channels: int = 1) -> Generator:
     """``channels`` = K slices in and out (2.5D); the centre channel is the translated slice."""
     if cfg.generator == "resnet":
-        backbone: nn.Module = ResnetGenerator(cfg.ngf, cfg.n_blocks, channels, channels)
+        backbone: nn.Module = ResnetGenerator(cfg.ngf, cfg.n_blocks, channels, channels, cfg.upsample)
     else:
         backbone = UnetGenerator(cfg.ngf, cfg.resolved_unet_downs(train_size), channels, channels)
     return Generator(backbone, use_prior=cfg.prior != "none")

@@ -28,10 +28,20 @@ class ResnetBlock(nn.Module):
         return x + self.body(x)
 
 
+def _upsample(c_in: int, c_out: int, kind: str) -> list[nn.Module]:
+    """x2 upsampling: 'resize' = nearest-neighbour resize then a 3x3 convolution (no checkerboard, Odena et al. 2016);
+    'transpose' = the reference's stride-2 transposed convolution (uneven kernel overlap: checkerboard-prone)."""
+    if kind == "resize":
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1), nn.Conv2d(c_in, c_out, 3)]
+    if kind == "transpose":
+        return [nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1)]
+    raise ValueError(f"upsample must be resize or transpose; got {kind!r}")
+
+
 class ResnetGenerator(nn.Module):
     """c7s1-ngf, d(2ngf), d(4ngf), n_blocks x R(4ngf), u(2ngf), u(ngf), c7s1-1. Sides must be multiples of 4."""
 
-    def __init__(self, ngf: int = 64, n_blocks: int = 9, in_ch: int = 1, out_ch: int = 1) -> None:
+    def __init__(self, ngf: int = 64, n_blocks: int = 9, in_ch: int = 1, out_ch: int = 1, upsample: str = "transpose") -> None:
         super().__init__()
         edge = EdgeConv2d if in_ch == 1 else nn.Conv2d  # 1-channel 7x7 layers as matmuls on CPU (edge_conv.py)
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), edge(in_ch, ngf, 7), _norm(ngf), nn.ReLU(True)]
@@ -42,7 +52,7 @@ class ResnetGenerator(nn.Module):
         layers += [ResnetBlock(4 * ngf) for _ in range(n_blocks)]  # (N, 4ngf, H/4, W/4)
         for mult in (4, 2):  # -> (N, 2ngf, H/2, W/2) -> (N, ngf, H, W)
             c = ngf * mult
-            layers += [nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1), _norm(c // 2), nn.ReLU(True)]
+            layers += [*_upsample(c, c // 2, upsample), _norm(c // 2), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), (EdgeConv2d if out_ch == 1 else nn.Conv2d)(ngf, out_ch, 7)]  # (N, out_ch, H, W), no activation
         self.net = nn.Sequential(*layers)
 

@@ -10,7 +10,8 @@ import torch
 
 from ..io.atomic import atomic_path
 
-LOSS_KEYS = ("loss_g", "loss_g_gan", "loss_cycle", "loss_identity", "loss_d")
+LOSS_KEYS = ("loss_g", "loss_g_gan", "loss_cycle", "loss_identity", "loss_faithful", "loss_d")
+ADDED_LOSS_KEYS = ("loss_faithful",)  # columns a losses.csv written before they existed lacks (read as 0 on resume)
 CSV_FIELDS = ("step", "epoch", *LOSS_KEYS, "lr")
 
 
@@ -72,6 +73,20 @@ def make_gif(frames: list[Path], path: Path, ms_per_frame: int = 400) -> None:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0)
 
 
+def append_csv(path: Path, row: dict[str, float], replace_from_epoch: int | None = None) -> None:
+    """Rewrite ``path`` (atomically) with its rows plus ``row``; rows of epochs >= ``replace_from_epoch`` are
+    dropped first (a resumed run repeats them)."""
+    rows: list[dict[str, str]] = []
+    if path.is_file():
+        with path.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if replace_from_epoch is None or float(r.get("epoch") or 0) < replace_from_epoch]
+    fmt = {k: (str(int(v)) if k in ("epoch", "step") else f"{v:.6g}") for k, v in row.items()}
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row), extrasaction="ignore")
+        w.writeheader()
+        w.writerows([*rows, fmt])
+
+
 class LossLog:
     """Per-iteration losses in ``losses.csv``; on resume, rows after the checkpoint's step are dropped."""
 
@@ -82,7 +97,7 @@ class LossLog:
             with path.open(newline="") as f:
                 for r in csv.DictReader(f):
                     try:  # a row cut short by a killed process is dropped
-                        row = {k: float(r[k]) for k in CSV_FIELDS}
+                        row = {k: float(r[k] if k in r or k not in ADDED_LOSS_KEYS else 0.0) for k in CSV_FIELDS}
                     except (TypeError, ValueError, KeyError):
                         continue
                     if row["step"] <= resume_step:
@@ -117,7 +132,8 @@ def plot_losses(rows: list[dict[str, float]], path: Path, smooth: int = 0) -> No
     k = smooth or max(1, len(rows) // 50)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     for key, label in (("loss_g_gan", "generator (adversarial)"), ("loss_d", "discriminator"),
-                       ("loss_cycle", "cycle (x λ)"), ("loss_identity", "identity (x λ·w)")):  # fmt: skip
+                       ("loss_cycle", "cycle (x λ)"), ("loss_identity", "identity (x λ·w)"),
+                       ("loss_faithful", "anchor + structure")):  # fmt: skip
         v = np.array([r[key] for r in rows])
         if not (v > 0).any():
             continue

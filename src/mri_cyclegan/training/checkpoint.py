@@ -82,7 +82,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
     except Exception as e:  # truncated / corrupt / foreign files
         raise InputError(f"cannot read checkpoint {p}: {e}; the file is truncated, corrupt or not a checkpoint") from None
     try:
-        config = Config.from_dict(meta.get("config"))
+        config = Config.from_saved(meta.get("config"))
     except InputError as e:
         raise InputError(f"checkpoint {p} holds an invalid config ({e}); it was not written by mri-cyclegan or was edited") from None
     return tensors, meta, config

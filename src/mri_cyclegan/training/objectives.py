@@ -8,17 +8,33 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
-from ..losses import cycle_loss, gan_loss, identity_loss
+from ..losses import anchor_loss, cycle_loss, gan_loss, identity_loss, structure_loss
 
 
 class GeneratorObjective(nn.Module):
     """Both generators: fool the discriminators, come back after a round trip (and optionally leave the target
-    contrast unchanged). The discriminators are arguments, not submodules: their weights are not trained here."""
+    contrast unchanged); stay faithful to the input: the low-pass of each translation held to the lookup table's
+    (``lambda_anchor``, generators with a prior only) and the input's edges kept (``lambda_structure``).
+    The discriminators are arguments, not submodules: their weights are not trained here."""
 
     def __init__(self, g_t1_to_t2: nn.Module, g_t2_to_t1: nn.Module, tc: TrainConfig) -> None:
         super().__init__()
         self.g_t1_to_t2, self.g_t2_to_t1 = g_t1_to_t2, g_t2_to_t1
         self.gan, self.lam, self.lam_id = tc.gan_loss, tc.lambda_cycle, tc.lambda_cycle * tc.lambda_identity
+        self.lam_anchor = tc.lambda_anchor if getattr(g_t1_to_t2, "prior", None) is not None else 0.0
+        self.sigma, self.lam_structure = tc.anchor_sigma, tc.lambda_structure
+
+    def faithful(self, real_t1: torch.Tensor, real_t2: torch.Tensor, fake_t1: torch.Tensor, fake_t2: torch.Tensor) -> torch.Tensor:
+        """Anchor on the prior and structure kept, summed over both directions (0 when both weights are 0)."""
+        loss = torch.zeros((), device=real_t1.device)
+        for g, real, fake in ((self.g_t1_to_t2, real_t1, fake_t2), (self.g_t2_to_t1, real_t2, fake_t1)):
+            if self.lam_anchor > 0:
+                with torch.no_grad():
+                    lut = g.prior(real)
+                loss = loss + self.lam_anchor * anchor_loss(fake, lut, self.sigma)
+            if self.lam_structure > 0:
+                loss = loss + self.lam_structure * structure_loss(real, fake)
+        return loss
 
     def forward(self, real_t1: torch.Tensor, real_t2: torch.Tensor, d_t1: nn.Module, d_t2: nn.Module):
         fake_t2 = self.g_t1_to_t2(real_t1)  # (N, K, P, P)
@@ -30,7 +46,8 @@ class GeneratorObjective(nn.Module):
         loss_idt = torch.zeros((), device=real_t1.device)
         if self.lam_id > 0:
             loss_idt = self.lam_id * (identity_loss(self.g_t1_to_t2(real_t2), real_t2) + identity_loss(self.g_t2_to_t1(real_t1), real_t1))
-        return loss_gan + loss_cycle + loss_idt, loss_gan, loss_cycle, loss_idt, fake_t1, fake_t2
+        loss_faith = self.faithful(real_t1, real_t2, fake_t1, fake_t2)
+        return loss_gan + loss_cycle + loss_idt + loss_faith, loss_gan, loss_cycle, loss_idt, loss_faith, fake_t1, fake_t2
 
 
 class DiscriminatorObjective(nn.Module):

@@ -11,7 +11,7 @@ from ..io.atomic import remove_stale_temps
 
 log = logging.getLogger(__name__)
 
-RUN_FILES = ("config.json", "losses.csv", "losses.png", "progress.gif", "train.log")
+RUN_FILES = ("config.json", "losses.csv", "losses.png", "progress.gif", "train.log", "faithfulness.csv")
 RUN_DIRS = ("checkpoints", "samples")
 
 

@@ -11,15 +11,16 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..baselines import histogram_matching_lut, inverse_histogram_lut, tissue_values
+from ..baselines import fit_classes, histogram_matching_lut, inverse_histogram_lut, tissue_values
 from ..config import Config
 from ..data.dataset import SliceSet, UnpairedBatches
 from ..data.patches import apply_whole
 from ..errors import InputError, TrainingDivergedError
+from ..faithfulness import BOUNDARY_LIMIT, CLASS_NAMES, TISSUE_LIMIT, Drift, drift
 from ..io.atomic import atomic_path, remove_stale_temps
 from ..models import CycleGAN
 from ..runtime import Distributed, all_mean, autocast, barrier, broadcast_float, init_distributed, resolve_channels_last, resolve_device, resolve_precision
-from .artifacts import LOSS_KEYS, SAMPLE_LABELS, LossLog, make_gif, sample_grid, save_png
+from .artifacts import LOSS_KEYS, SAMPLE_LABELS, LossLog, append_csv, make_gif, sample_grid, save_png
 from .checkpoint import (
     load_checkpoint,
     load_module,
@@ -42,6 +43,8 @@ def _set_requires_grad(nets: list[torch.nn.Module], flag: bool) -> None:
 
 
 CALIBRATION_SLICES = 16  # slices per contrast whose whole-slice outputs fit the output calibration (>= 0.5 M pixels)
+DRIFT_SLICES = 16  # slices per contrast on which the safety net compares the model with the lookup table
+FAITHFULNESS_CSV = "faithfulness.csv"
 
 
 def priors_from_data(t1: SliceSet, t2: SliceSet) -> tuple[np.ndarray, np.ndarray]:
@@ -64,8 +67,11 @@ def _spread(length: int, n: int) -> list[int]:
 class Trainer:
     """Owns the model, optimizers, pools and data sampler of one run folder."""
 
-    def __init__(self, config: Config, t1: SliceSet, t2: SliceSet, run_dir: str | Path, dist: Distributed | None = None) -> None:
+    def __init__(self, config: Config, t1: SliceSet, t2: SliceSet, run_dir: str | Path, dist: Distributed | None = None,
+                 best_by_drift: bool = True) -> None:
         self.config = config
+        self.best_by_drift = best_by_drift  # no paired validation: checkpoints/best = the last epoch within the drift limits
+        self.drifts: dict[str, Drift] = {}
         self.run_dir = Path(run_dir)
         self.t1, self.t2 = t1, t2
         self.dist = dist or Distributed()
@@ -104,6 +110,7 @@ class Trainer:
         self.elapsed = 0.0  # training wall-clock seconds, carried across resumes (for --minutes)
         n = min(tc.n_samples, len(t1), len(t2))
         self.samples_t1, self.samples_t2 = t1.windows(_middle(len(t1), n)), t2.windows(_middle(len(t2), n))
+        self._drift_inputs: dict[str, tuple] | None = None  # built on first use (the tissue mixture fit costs a second)
 
     # ------------------------------------------------------------------ one step
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,7 +125,7 @@ class Trainer:
         # Generators: fool the discriminators, and come back to the input after a round trip.
         _set_requires_grad(m.discriminators(), False)
         with autocast(self.device, self.precision):
-            loss_g, loss_gan, loss_cycle, loss_idt, fake_t1, fake_t2 = self.g_objective(real_t1, real_t2, m.d_t1, m.d_t2)
+            loss_g, loss_gan, loss_cycle, loss_idt, loss_faith, fake_t1, fake_t2 = self.g_objective(real_t1, real_t2, m.d_t1, m.d_t2)
         self._check_finite("generator", loss_g)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -135,7 +142,7 @@ class Trainer:
         loss_d.backward()
         self.opt_d.step()
 
-        values = torch.stack([loss_g.detach(), loss_gan.detach(), loss_cycle.detach(), loss_idt.detach(), loss_d.detach()]).float()
+        values = torch.stack([loss_g.detach(), loss_gan.detach(), loss_cycle.detach(), loss_idt.detach(), loss_faith.detach(), loss_d.detach()]).float()
         return dict(zip(LOSS_KEYS, all_mean(values, self.dist).cpu().tolist()))
 
     def _check_finite(self, what: str, loss: torch.Tensor) -> None:
@@ -181,6 +188,47 @@ class Trainer:
             outs = [self.whole(g.raw, w)[c].numpy() for w in src.windows(_spread(len(src), CALIBRATION_SLICES))]
             lut = histogram_matching_lut(tissue_values(outs), tgt.tissue_values())
             g.calibration.lut.copy_(torch.from_numpy(lut))
+
+    # ------------------------------------------------------------------ the safety net
+    @torch.inference_mode()
+    def check_drift(self) -> dict[str, Drift]:
+        """How far each generator moved its translations of DRIFT_SLICES source slices away from the lookup table
+        (per tissue class and at the brain outline, :mod:`mri_cyclegan.faithfulness`). Empty without a prior."""
+        m = self.model
+        if self.config.model.prior == "none":
+            return {}
+        if self._drift_inputs is None:
+            self._drift_inputs = {
+                "t1_to_t2": (m.g_t1_to_t2, self.t1.windows(_spread(len(self.t1), DRIFT_SLICES)), fit_classes(self.t1.tissue_values().tissue), CLASS_NAMES["t1"]),
+                "t2_to_t1": (m.g_t2_to_t1, self.t2.windows(_spread(len(self.t2), DRIFT_SLICES)), fit_classes(self.t2.tissue_values().tissue), CLASS_NAMES["t2"]),
+            }
+        c = self.config.data.context_slices // 2
+        was_training = m.training
+        m.eval()
+        out = {}
+        for direction, (g, windows, classes, names) in self._drift_inputs.items():
+            translated = [self.whole(g, w)[c].numpy() for w in windows]
+            lookup = [g.prior(w[c].float()).numpy() for w in windows]
+            out[direction] = drift([w[c].numpy() for w in windows], translated, lookup, classes, names)
+        m.train(was_training)
+        return out
+
+    def _record_drift(self) -> None:
+        """Log the drift, append it to faithfulness.csv, warn past the limits, keep checkpoints/best."""
+        self.drifts = self.check_drift()
+        if not self.drifts:
+            return
+        for direction, d in self.drifts.items():
+            log.log(logging.INFO if d.within_limits else logging.WARNING, "faithfulness epoch %d %s: %s (limits %.2f per tissue, %.2f outline)%s",
+                    self.epoch, direction, " ".join(f"{k}={v:.3f}" for k, v in {**d.tissue, "boundary": d.boundary}.items()),
+                    TISSUE_LIMIT, BOUNDARY_LIMIT, "" if d.within_limits else ": training moved the translation away from the lookup table")
+        if self.dist.is_main:
+            row = {"epoch": self.epoch, "step": self.step}
+            for direction, d in self.drifts.items():
+                row.update(d.as_row(direction))
+            append_csv(self.run_dir / FAITHFULNESS_CSV, row, replace_from_epoch=self.epoch)
+        if self.best_by_drift and all(d.within_limits for d in self.drifts.values()):
+            self.save("best")
 
     # ------------------------------------------------------------------ samples
     @torch.inference_mode()
@@ -267,6 +315,7 @@ class Trainer:
             if main:
                 self.write_samples()  # epoch 0: untrained
             self.save()
+            self._record_drift()  # epoch 0 is the lookup table itself: the first checkpoints/best
         barrier(self.dist)
         tc = self.config.train
         budget = tc.minutes * 60
@@ -314,6 +363,7 @@ class Trainer:
                     self.write_samples()
                 self.elapsed = broadcast_float(time.perf_counter() - clock, self.dist, self.device)
                 self.save()
+                self._record_drift()
                 if tc.save_every and self.epoch % tc.save_every == 0:
                     self.save(f"epoch_{self.epoch:03d}")
                 if losses is not None:

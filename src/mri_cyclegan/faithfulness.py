@@ -1,0 +1,88 @@
+"""The safety net: how far a trained generator moved away from the lookup table (its prior), measured without ground
+truth on the source contrast's own slices.
+
+For each tissue class of the source (CSF, GM, WM: the 3-class mixture the prior is built on) the mean of the model's
+translation is compared with the mean of the lookup table's translation of the same pixels; and in a 3-pixel rim
+inside the head's outline (where CSF meets air: the bright rim of T2) the mean absolute difference. All in [0, 1]
+units (model space / 2). The lookup table keeps every tissue mean within 0.01 of the truth on cohorts that differ
+(``benchmarks/prior_robustness.py``), so a model that moved a tissue class by more than :data:`TISSUE_LIMIT` has
+moved it away from the truth, whatever it looks like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+TISSUE_LIMIT = 0.05  # largest tolerated move of a tissue class mean, [0, 1] units
+BOUNDARY_LIMIT = 0.10  # largest tolerated mean move in the rim inside the head outline
+RIM = 3  # pixels
+
+CLASS_NAMES = {"t1": ("csf", "gm", "wm"), "t2": ("wm", "gm", "csf")}  # source classes sorted by intensity
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How far one generator moved from the lookup table; ``tissue`` per class name, [0, 1] units."""
+
+    tissue: dict[str, float]
+    boundary: float
+
+    @property
+    def worst(self) -> tuple[str, float]:
+        name = max(self.tissue, key=lambda k: self.tissue[k])
+        return name, self.tissue[name]
+
+    @property
+    def within_limits(self) -> bool:
+        return self.worst[1] <= TISSUE_LIMIT and self.boundary <= BOUNDARY_LIMIT
+
+    def as_row(self, prefix: str) -> dict[str, float]:
+        return {**{f"{prefix}_{k}": v for k, v in self.tissue.items()}, f"{prefix}_boundary": self.boundary}
+
+    def describe(self) -> str:
+        name, value = self.worst
+        return f"{name.upper()} moved {value:.3f}, boundary {self.boundary:.3f}"
+
+
+def drift(sources: list[np.ndarray], translated: list[np.ndarray], lookup: list[np.ndarray], classes, names: tuple[str, ...]) -> Drift:
+    """``sources``: 2D model-space slices of one contrast; ``translated``/``lookup``: the model's and the lookup table's
+    translations of them; ``classes``: the source set's :class:`~mri_cyclegan.baselines.TissueClasses` (sorted by
+    mean, named by ``names``)."""
+    from scipy import ndimage
+
+    from .baselines import background_mask
+
+    k = len(names)
+    diff_sum, count = np.zeros(k), np.zeros(k)
+    rim_sum, rim_n = 0.0, 0
+    for x, g, p in zip(sources, translated, lookup):
+        x, d = np.asarray(x, np.float64), (np.asarray(g, np.float64) - np.asarray(p, np.float64)) / 2
+        bg = background_mask(x)
+        fg = ~bg
+        inner = ndimage.binary_erosion(fg, iterations=RIM, border_value=1)
+        tissue = inner & ~(ndimage.binary_dilation(bg, iterations=2) if bg.any() else bg)
+        if tissue.any():
+            label = classes.responsibilities(x[tissue]).argmax(1)
+            diff_sum += np.bincount(label, d[tissue], minlength=k)
+            count += np.bincount(label, minlength=k)
+        if bg.any():
+            rim = fg & ~inner
+            rim_sum += float(np.abs(d[rim]).sum())
+            rim_n += int(rim.sum())
+    tissue_drift = {n: float(abs(s / c)) if c else 0.0 for n, s, c in zip(names, diff_sum, count)}
+    return Drift(tissue_drift, rim_sum / rim_n if rim_n else 0.0)
+
+
+def verdict(drifts: dict[str, Drift]) -> tuple[bool, str]:
+    """(model is the safer choice, one sentence saying why) from each direction's drift."""
+    bad = {d: v for d, v in drifts.items() if not v.within_limits}
+    if not bad:
+        worst = max(drifts.items(), key=lambda kv: kv[1].worst[1])
+        return True, (f"this model is the safer choice for your data: it adds detail to the lookup table without moving any tissue "
+                      f"class more than {TISSUE_LIMIT} or the brain outline more than {BOUNDARY_LIMIT} "
+                      f"(largest: {worst[0]} {worst[1].describe()})")
+    why = "; ".join(f"{d} {v.describe()}" for d, v in bad.items())
+    return False, (f"the lookup table is the safer choice for your data: training moved it ({why}; limits {TISSUE_LIMIT} per tissue, "
+                   f"{BOUNDARY_LIMIT} at the outline); checkpoints/best.safetensors is the last epoch within the limits")
