@@ -195,7 +195,8 @@ class _EpochHooks:
         rows = self.validation.rows() if self.validation is not None else None
         paired = self.validation is None or self.validation.validation.paired
         write_model_card(trainer.run_dir, trainer.config, trainer.t1.summary(), trainer.t2.summary(), trainer.epoch, trainer.step,
-                         trainer.elapsed, rows, paired=paired, device=f"{trainer.device}, {trainer.precision}", sources=(str(self.args.t1), str(self.args.t2)))
+                         trainer.elapsed, rows, paired=paired, device=f"{trainer.device}, {trainer.precision}", sources=(str(self.args.t1), str(self.args.t2)),
+                         drifts=trainer.drifts)
 
     def finish(self, trainer) -> None:
         self.card(trainer)

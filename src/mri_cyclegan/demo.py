@@ -85,7 +85,8 @@ def run_demo(out: str | Path, minutes: float = 10.0, progress: bool = True, devi
     from .model_card import write_model_card
 
     write_model_card(run_dir, cfg, split.t1_train.summary(), split.t2_train.summary(), trainer.epoch, trainer.step, trainer.elapsed,
-                     device=f"{trainer.device}, {trainer.precision}", sources=("embedded ICBM 2009c T1 (training slabs)", "embedded ICBM 2009c T2 (training slabs)"))
+                     device=f"{trainer.device}, {trainer.precision}", sources=("embedded ICBM 2009c T1 (training slabs)", "embedded ICBM 2009c T2 (training slabs)"),
+                     drifts=trainer.drifts)
 
     vol_dir = out / "volumes"
     for name, data in (("t1", split.t1.data), ("t2", split.t2.data), ("test_mask", split.test_mask.astype(np.uint8))):

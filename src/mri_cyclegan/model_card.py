@@ -27,7 +27,8 @@ def _set_rows(name: str, s: dict) -> list[str]:
 
 
 def write_model_card(run_dir: str | Path, config, t1_summary: dict, t2_summary: dict, epoch: int, step: int, seconds: float,
-                     validation: list[dict[str, float]] | None = None, paired: bool = True, device: str = "", sources: tuple[str, str] = ("", "")) -> Path:
+                     validation: list[dict[str, float]] | None = None, paired: bool = True, device: str = "", sources: tuple[str, str] = ("", ""),
+                     drifts: dict | None = None) -> Path:
     d = Path(run_dir)
     tc, mc, dc = config.train, config.model, config.data
     lines = [
@@ -88,6 +89,23 @@ def write_model_card(run_dir: str | Path, config, t1_summary: dict, t2_summary: 
     else:
         lines.append("None during training (no `--val-t1/--val-t2`). Score translations against acquired images with "
                      "`mri-cyclegan evaluate` (or `evaluate --all-checkpoints`) before relying on them.")
+    if drifts:
+        from .faithfulness import BOUNDARY_LIMIT, TISSUE_LIMIT, verdict
+
+        lines += [
+            "",
+            "## Faithfulness to the lookup table (safety net, no ground truth needed)",
+            f"How far the model moved each tissue class's mean, and the brain outline, from the lookup table's translation of the "
+            f"same training slices ([0, 1] units; limits {TISSUE_LIMIT} per tissue, {BOUNDARY_LIMIT} at the outline; every epoch in "
+            "`faithfulness.csv`). The lookup table keeps tissue means within 0.01 on cohorts that differ.",
+            "",
+            "| direction | " + " | ".join(k.upper() for k in next(iter(drifts.values())).tissue) + " | outline | within limits |",
+            "|---|---|---|---|---|---|",
+        ]
+        for direction, d_ in drifts.items():
+            lines.append(f"| {direction} | " + " | ".join(f"{v:.3f}" for v in d_.tissue.values()) + f" | {d_.boundary:.3f} | "
+                         f"{'yes' if d_.within_limits else '**no**'} |")
+        lines += ["", f"**Verdict:** {verdict(drifts)[1]}."]
     lines += [
         "",
         "## Intended use",

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import InputError
 from .atomic import atomic_path
 from .nifti import load_nibabel, read_nifti, write_nifti
-from .volume import Volume, checked_content
+from .volume import Volume, check_header_size, checked_content
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,81 @@ def _sitk():
     return sitk
 
 
+ITK_BYTES = {"MET_UCHAR": 1, "MET_CHAR": 1, "MET_USHORT": 2, "MET_SHORT": 2, "MET_UINT": 4, "MET_INT": 4, "MET_FLOAT": 4,
+             "MET_ULONG": 8, "MET_LONG": 8, "MET_DOUBLE": 8, "MET_ULONG_LONG": 8, "MET_LONG_LONG": 8}
+NRRD_BYTES = {**dict.fromkeys(("uchar", "unsigned char", "uint8", "uint8_t", "signed char", "char", "int8", "int8_t"), 1),
+              **dict.fromkeys(("short", "short int", "signed short", "int16", "int16_t", "ushort", "unsigned short", "uint16", "uint16_t"), 2),
+              **dict.fromkeys(("int", "signed int", "int32", "int32_t", "uint", "unsigned int", "uint32", "uint32_t", "float"), 4),
+              **dict.fromkeys(("longlong", "long long", "int64", "int64_t", "ulonglong", "unsigned long long", "uint64", "uint64_t", "double"), 8)}
+
+
+def _header_fields(path: Path, sep: str) -> dict[str, str]:
+    """Key/value lines of a text header (.mhd: 'Key = value'; .nhdr: 'key: value'), keys lower-cased; reads at most
+    64 KiB (a header is small; anything else is not a header)."""
+    with open(path, "rb") as f:
+        text = f.read(65536).decode("latin-1")
+    fields = {}
+    for line in text.splitlines():
+        key, found, value = line.partition(sep)
+        if found and not line.startswith("#"):
+            fields.setdefault(key.strip().lower(), value.strip())
+    return fields
+
+
+def check_detached(path: Path) -> None:
+    """A .mhd/.nhdr names its data file inside. It must be one plain file in the header's own folder (no absolute path,
+    no '..', no symlink out of the folder, no FIFO or device), and, when stored uncompressed, at least as large as the
+    header's size says, all checked before a byte of it is read; otherwise one line."""
+    import os
+    import stat
+
+    mhd = path.name.lower().endswith(".mhd")
+    fields = _header_fields(path, "=" if mhd else ":")
+    value = fields.get("elementdatafile") if mhd else fields.get("data file", fields.get("datafile"))
+    if value is None:
+        raise InputError(f"{path}: the header names no data file ({'ElementDataFile' if mhd else 'data file'}); the file is incomplete")
+    if mhd and value.upper() == "LOCAL":
+        return
+    if value.upper().startswith("LIST") or "%" in value or len(value.split()) > 1:
+        raise InputError(f"{path}: the header spreads its data over several files ({value!r}); only one data file is supported")
+    ref = Path(value)
+    folder = path.parent.resolve()
+    target = (path.parent / ref).resolve()
+    if ref.is_absolute() or ".." in ref.parts or not target.is_relative_to(folder):
+        raise InputError(f"{path}: its data file {value!r} lies outside the header's folder; only a data file beside the header is read")
+    try:
+        st = os.stat(target)
+    except OSError:
+        raise InputError(f"{path}: its data file {value!r} is missing; copy it next to the header") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{path}: its data file {value!r} is not a regular file; only a data file beside the header is read")
+    if mhd:
+        dims, nbytes = fields.get("dimsize", ""), ITK_BYTES.get(fields.get("elementtype", "").upper())
+        channels = fields.get("elementnumberofchannels", "1")
+        compressed = fields.get("compresseddata", "false").lower() == "true"
+    else:
+        dims, nbytes = fields.get("sizes", ""), NRRD_BYTES.get(fields.get("type", "").lower())
+        channels, compressed = "1", fields.get("encoding", "raw").lower() not in ("raw",)
+    try:
+        shape = [int(d) for d in dims.split()]
+        n_channels = int(channels)
+    except ValueError:
+        raise InputError(f"{path}: its header gives an unreadable size ({dims!r}); the file is corrupt") from None
+    if shape:
+        check_header_size(shape, nbytes or 4, str(path))
+    if shape and nbytes and not compressed:
+        need = int(np.prod(np.array(shape, dtype=object))) * nbytes * n_channels
+        if st.st_size < need:
+            raise InputError(f"{path}: its data file {value!r} holds {st.st_size} bytes, the header needs {need}; the data file is "
+                             "truncated or belongs to another header")
+
+
 def read_itk(path: Path) -> Volume:
     sitk = _sitk()
+    if str(path).lower().endswith((".mhd", ".nhdr")):
+        check_detached(path)
+    reader = _itk_info(sitk, path)
+    check_header_size(reader.GetSize(), 8, str(path))
     try:
         img = sitk.ReadImage(str(path))
     except RuntimeError as e:
@@ -93,6 +166,17 @@ def read_itk(path: Path) -> Volume:
     meta = {k: img.GetMetaData(k) for k in img.GetMetaDataKeys()}
     header = {"pixel_id": img.GetPixelID(), "metadata": meta, "format": "itk"}
     return Volume(data=data, affine=_itk_affine(img), header=header, path=path)
+
+
+def _itk_info(sitk, path: Path):
+    """An ImageFileReader holding the header information only (size, spacing, direction): no voxels read."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as e:
+        raise InputError(f"cannot read {path}: {str(e).strip().splitlines()[-1] if str(e).strip() else 'unreadable'}") from None
+    return reader
 
 
 def _itk_affine(info) -> np.ndarray:
@@ -140,10 +224,24 @@ def _write_detached(sitk, img, path: Path) -> None:
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=TMP_PREFIX))
     try:
         sitk.WriteImage(img, str(tmp / path.name))
+        for f in tmp.iterdir():  # a data file already there is replaced only when it is the replaced header's own
+            dest = path.parent / f.name
+            if f.name != path.name and (dest.exists() or dest.is_symlink()) and f.name not in _own_data_files(path):
+                raise InputError(f"cannot write {path}: its data file {dest} already exists and is not that header's own (another "
+                                 "volume's data would be replaced); choose another output name")
         for f in sorted(tmp.iterdir(), key=lambda f: f.name == path.name):
             os.replace(f, path.parent / f.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _own_data_files(header: Path) -> set[str]:
+    """Names of the data files an existing .mhd/.nhdr header at ``header`` uses (empty if there is none)."""
+    if not header.is_file():
+        return set()
+    fields = _header_fields(header, "=" if header.name.lower().endswith(".mhd") else ":")
+    value = fields.get("elementdatafile") or fields.get("data file") or fields.get("datafile") or ""
+    return {value} if value and "/" not in value and "\\" not in value else set()
 
 
 # ------------------------------------------------------------------ dispatch
@@ -177,13 +275,9 @@ def read_affine(path: str | Path) -> np.ndarray:
         except Exception as e:  # noqa: BLE001 -- any unreadable header is the user's file
             raise InputError(f"cannot read {p}: {e}; the file is corrupt/truncated or not what its name says") from None
     if fmt == "itk":
-        sitk = _sitk()
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(str(p))
-        try:
-            reader.ReadImageInformation()
-        except RuntimeError as e:
-            raise InputError(f"cannot read {p}: {str(e).strip().splitlines()[-1] if str(e).strip() else 'unreadable'}") from None
+        if str(p).lower().endswith((".mhd", ".nhdr")):
+            check_detached(p)
+        reader = _itk_info(_sitk(), p)
         if reader.GetDimension() != 3:
             raise InputError(f"{p} is {reader.GetDimension()}D; only 3D volumes are supported (save 2D images as PNG/TIFF)")
         return _itk_affine(reader)

@@ -22,8 +22,16 @@ def load_nibabel(path: Path, kind: str):
     single volume is squeezed). Raises InputError on unreadable files and other shapes."""
     import nibabel as nib
 
+    from .volume import check_header_size
+
     try:
         img = nib.load(str(path))
+        shape = img.header.get_data_shape()
+        check_header_size(shape, np.dtype(img.header.get_data_dtype()).itemsize, f"{kind} {path}")
+        if len(shape) > 3 and int(np.prod(shape[3:])) != 1:
+            raise InputError(f"{kind} {path} has shape {tuple(shape)}; only 3D volumes are supported (split 4D series first)")
+        if np.dtype(img.header.get_data_dtype()).kind == "c" or np.dtype(img.header.get_data_dtype()).names:
+            raise InputError(f"{kind} {path} holds {img.header.get_data_dtype()} voxels (complex or RGB); only real greyscale volumes are supported")
         data = np.asarray(img.get_fdata(dtype=np.float32))
     except (nib.filebasedimages.ImageFileError, OSError, EOFError, zlib.error, ValueError) as e:
         raise InputError(f"cannot read {kind} {path}: {e}; the file is not {kind} or is corrupt/truncated") from None

@@ -14,6 +14,22 @@ from ..errors import InputError
 log = logging.getLogger(__name__)
 
 
+MAX_VOXELS = 512**3  # largest volume read (a 0.5 mm whole head is ~ 400 x 500 x 400); 512 MiB of float32
+MAX_FRAMES = 1  # volumes are 3D; a 4D file may hold a single volume
+
+
+def check_header_size(shape, itemsize: int, label: str) -> None:
+    """Refuse a volume whose header asks for more than :data:`MAX_VOXELS` voxels (or a non-positive size) before
+    anything is decompressed or allocated: a small crafted file cannot take the machine's memory."""
+    dims = [int(d) for d in shape]
+    if any(d <= 0 for d in dims):
+        raise InputError(f"{label}: its header gives the size {tuple(dims)}; the file is corrupt")
+    n = int(np.prod(np.array(dims, dtype=object)))
+    if n > MAX_VOXELS:
+        raise InputError(f"{label}: its header claims {'x'.join(map(str, dims))} voxels ({n * itemsize / 2**30:.1f} GiB), more than the "
+                         f"{MAX_VOXELS:,}-voxel limit for one volume; the header is wrong or the file is not a single 3D volume")
+
+
 def checked_content(data: np.ndarray, label: str) -> np.ndarray:
     """Refuse an empty, NaN/inf-only or constant volume (one line naming ``label``); NaN/inf voxels become 0
     with a warning. Returns float32 data."""
