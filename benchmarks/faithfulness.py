@@ -53,7 +53,7 @@ METHODS = {
     "structure_only": {"train.lambda_anchor": 0.0},
     "resize_only": {"train.lambda_anchor": 0.0, "train.lambda_structure": 0.0},
     "anchor_sigma4": {"train.anchor_sigma": 4.0},
-    "anchor_1": {"train.lambda_anchor": 1.0},
+    "anchor_10": {"train.lambda_anchor": 10.0},
 }
 # case: T1 subjects (seed, lesions), T2 subjects, kind, coverage (fraction range of axial slices per contrast)
 CASES = {

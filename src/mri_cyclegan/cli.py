@@ -43,7 +43,7 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "lambda_cycle": ("train.lambda_cycle", float, "cycle-consistency weight λ (default 10)"),
     "lambda_identity": ("train.lambda_identity", float, "identity loss weight relative to λ (default 0: measured better with the histogram prior at equal time; reference 0.5)"),
     "lambda_anchor": ("train.lambda_anchor", float, "hold the low-pass of each translation to the lookup table's (prior's) translation: "
-                      "training adds detail but cannot move tissue intensities (default 10; 0 = off, the plain residual)"),
+                      "training adds detail but cannot move tissue intensities far (default 1; 0 = off, the plain residual; 10 = stay at the table)"),
     "anchor_sigma": ("train.anchor_sigma", float, "low-pass width in pixels for --lambda-anchor (default 2)"),
     "lambda_structure": ("train.lambda_structure", float, "keep the input's edges in the translation (normalised gradient "
                          "fields, contrast-independent; default 1; 0 = off)"),

@@ -186,7 +186,7 @@ class TrainConfig:
     gan_loss: GanLoss = "lsgan"
     lambda_cycle: float = 10.0
     lambda_identity: float = 0.0  # relative to lambda_cycle; the reference's 0.5 measured worse with the prior at equal time (README)
-    lambda_anchor: float = 10.0  # low-pass of G(x) held to the lookup table's (prior's) translation; 0 = off (needs the prior)
+    lambda_anchor: float = 1.0  # low-pass of G(x) held to the lookup table's (prior's) translation; 0 = off (needs the prior); 10 pins the model to the table (benchmarks/faithfulness.py)
     anchor_sigma: float = 2.0  # pixels: the residual may add detail finer than this, not move tissue intensities
     lambda_structure: float = 1.0  # edges of G(x) aligned with those of x (normalised gradient fields); 0 = off
     pool_size: int = 50
