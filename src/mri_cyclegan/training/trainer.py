@@ -43,7 +43,7 @@ def _set_requires_grad(nets: list[torch.nn.Module], flag: bool) -> None:
 
 
 CALIBRATION_SLICES = 16  # slices per contrast whose whole-slice outputs fit the output calibration (>= 0.5 M pixels)
-DRIFT_SLICES = 16  # slices per contrast on which the safety net compares the model with the lookup table
+DRIFT_SLICES = 8  # slices per contrast on which the safety net compares the model with the lookup table
 FAITHFULNESS_CSV = "faithfulness.csv"
 
 
