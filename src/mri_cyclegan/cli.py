@@ -88,6 +88,18 @@ def _progress_logging(progress: bool):
         yield
 
 
+@contextlib.contextmanager
+def _silenced(name: str):
+    """Drop the log records of logger ``name`` inside the block."""
+    logger = logging.getLogger(name)
+    was = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = was
+
+
 def _add_file_log(path: Path) -> logging.Handler:
     from .io.atomic import ensure_parent
 
@@ -124,8 +136,8 @@ def resolve_train_config(args: argparse.Namespace):
 
         try:
             base = Config.from_saved(json.loads(run_cfg.read_text()))
-        except (ValueError, OSError) as e:
-            raise InputError(f"--resume: cannot read {run_cfg}: {e}") from None
+        except (ValueError, OSError, RecursionError) as e:
+            raise InputError(f"--resume: cannot read {run_cfg}: {' '.join(str(e).split()) or 'nested too deeply'}") from None
         changed = [k for k, v in overrides.items() if not k.startswith("train.") and base.replace(**{k: v}) != base]
         if changed:
             raise InputError(f"--resume: {', '.join(changed)} differ from the run in {args.out}; resume with the same settings or use a new --out")
@@ -223,6 +235,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     run_dir, refused, validation = Path(args.out), None, None
     if dist.is_main:
         try:  # everything that can refuse the inputs, before the run folder is touched
+            with _silenced("mri_cyclegan.io.bids"):  # found again (and logged) once train.log exists
+                contrast_files(args.t1, "t1", _subjects(args.subjects), "T1 input")
+                contrast_files(args.t2, "t2", _subjects(args.subjects), "T2 input")
             validation = _validation_inputs(args)
             run_dir = prepare_run_folder(args.out, resume=args.resume, overwrite=args.overwrite)
         except InputError as e:
@@ -279,6 +294,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_paths
     from .inference import normalize_direction
 
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise InputError(f"--out {args.out} is a file; evaluate writes a folder (report.html, metrics.json): name a folder")
     if args.all_checkpoints:
         return _evaluate_checkpoints(args)
     if not args.pred:

@@ -331,4 +331,6 @@ def load_config(path: str | Path | None) -> Config:
         d = yaml.safe_load(p.read_text()) or {}
         return Config.from_dict(d)
     except (yaml.YAMLError, UnicodeDecodeError, InputError) as e:
-        raise InputError(f"invalid config file {p}: {e}") from None
+        raise InputError(f"invalid config file {p}: {' '.join(str(e).split())}") from None
+    except RecursionError:
+        raise InputError(f"invalid config file {p}: nested too deeply; a config has three flat sections (data, model, train)") from None

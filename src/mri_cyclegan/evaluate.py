@@ -267,7 +267,12 @@ def _model_info(model: str | Path, direction: str):
 
 
 def _run_dir(model: str | Path | None) -> Path | None:
+    """The run folder ``model`` names or belongs to (RUN/checkpoints/X.safetensors, with RUN/config.json), or None:
+    the report embeds files of that run only, never of a folder that merely lies above a checkpoint file."""
     if model is None:
         return None
     p = Path(model)
-    return p if p.is_dir() else p.parent.parent
+    run = p if p.is_dir() else p.parent.parent
+    if not p.is_dir() and p.parent.name != "checkpoints":
+        return None
+    return run if (run / "config.json").is_file() else None

@@ -56,11 +56,25 @@ class Translator:
 
     def use_onnx(self, direction: str, onnx_path: str | Path) -> None:
         """Run ``direction`` through onnxruntime (CPU) with a model from ``mri-cyclegan export``."""
-        import onnxruntime as ort
-
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise InputError("--onnx needs onnxruntime: pip install 'mri-cyclegan[onnx]'") from None
+        path = Path(onnx_path)
+        if not path.is_file():
+            raise InputError(f"--onnx {path}: no such file; export one with 'mri-cyclegan export'")
+        ort.disable_telemetry_events()  # nothing written outside the paths the user named (~/.cache/Microsoft)
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        self.onnx_sessions[normalize_direction(direction)] = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        try:
+            session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 -- onnxruntime raises its own exception types for a bad model file
+            first = " ".join(str(e).split())[:300]
+            raise InputError(f"--onnx {path} cannot be loaded ({first}); export it again with 'mri-cyclegan export'") from None
+        inputs = [i.name for i in session.get_inputs()]
+        if inputs != ["image"]:
+            raise InputError(f"--onnx {path} takes inputs {inputs}, not the 'image' of an mri-cyclegan export; export it again")
+        self.onnx_sessions[normalize_direction(direction)] = session
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", precision: str = "fp32", batch_size: int = 16) -> Translator:
@@ -210,7 +224,40 @@ def plan_outputs(input_path: str | Path, output_path: str | Path, overwrite: boo
         if named and not is_volume(f):  # only a named output can change the format (a folder keeps each file's)
             check_writable(dst, read_image(f)[1].dtype)
         plan.append((f, dst))
-    existing = [d for _, d in plan if d.exists()]
+    return check_plan(plan, overwrite, inputs)
+
+
+def companions(dst: Path, sidecar: bool = False) -> list[Path]:
+    """The files a writer creates beside ``dst``: the data file of a detached .mhd/.nhdr header (SimpleITK names it
+    <stem>.raw), a BIDS JSON sidecar."""
+    name = dst.name.lower()
+    out = [dst.with_suffix(".raw")] if name.endswith((".mhd", ".nhdr")) else []
+    if sidecar:
+        out.append(dst.with_name(dst.name.removesuffix(".nii.gz").removesuffix(".nii") + ".json"))
+    return out
+
+
+def check_plan(plan: list[tuple[Path, Path]], overwrite: bool, inputs: set[Path] | None = None, sidecars: bool = False) -> list[tuple[Path, Path]]:
+    """Every file the plan writes (outputs and their companions) checked before any work: no two inputs write one
+    path, nothing written is an input or another volume's data file, and existing outputs need ``overwrite``."""
+    from .io.formats import _own_data_files
+
+    inputs = inputs if inputs is not None else {f.resolve() for f, _ in plan}
+    writer: dict[Path, Path] = {}
+    existing: list[Path] = []
+    for f, dst in plan:
+        for path in (dst, *companions(dst, sidecars)):
+            key = path.resolve()
+            if key in writer:
+                raise InputError(f"{writer[key]} and {f} would both be written to {path}; translate them into separate folders or rename one")
+            writer[key] = f
+            if key in inputs:
+                raise InputError(f"output {path} is one of the inputs; translating would overwrite it. Choose another output")
+            if path.exists() or path.is_symlink():
+                if path != dst and path.suffix == ".raw" and path.name not in _own_data_files(dst):
+                    raise InputError(f"{dst} would write its data file {path}, which already exists and is not that header's own; "
+                                     "choose another output name")
+                existing.append(path)
     if existing and not overwrite:
         raise InputError(
             f"{len(existing)} output(s) already exist (e.g. {existing[0]}); pass --overwrite to replace them or choose another output"
@@ -245,10 +292,7 @@ def plan_bids(root: str | Path, output_path: str | Path | None, direction: str, 
     out_root = Path(output_path) if output_path else r / "derivatives" / PIPELINE
     files = find_bids(r, SUFFIX[direction[:2]], subjects)
     plan = [(f, derivative_path(r, out_root, f, SUFFIX[direction[-2:]])) for f in files]
-    existing = [d for _, d in plan if d.exists()]
-    if existing and not overwrite:
-        raise InputError(f"{len(existing)} output(s) already exist (e.g. {existing[0]}); pass --overwrite to replace them")
-    return plan
+    return check_plan(plan, overwrite, sidecars=True)
 
 
 def _slice_count(volume: Volume, axis: str) -> int:
@@ -304,8 +348,10 @@ def translate_path(translator: Translator, input_path: str | Path, output_path: 
         from .io.bids import write_dataset_description, write_sidecar
 
         out_root = Path(output_path) if output_path else Path(input_path) / "derivatives" / "mri-cyclegan"
-        write_dataset_description(out_root, __version__, Path(input_path))
-        finish = lambda dst, src: write_sidecar(dst, Path(input_path), src, model_name, direction, __version__)  # noqa: E731
+
+        def finish(dst: Path, src: Path) -> Path:  # the dataset description comes with the first image: a run that
+            write_dataset_description(out_root, __version__, Path(input_path))  # fails before any leaves nothing
+            return write_sidecar(dst, Path(input_path), src, model_name, direction, __version__)
     else:
         finish = None
     written: list[Path] = []

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import InputError
 from .atomic import atomic_path
 from .nifti import load_nibabel, read_nifti, write_nifti
-from .volume import Volume, check_header_size, checked_content
+from .volume import Volume, check_affine, check_header_size, checked_content
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,8 @@ def read_itk(path: Path) -> Volume:
         check_detached(path)
     reader = _itk_info(sitk, path)
     check_header_size(reader.GetSize(), 8, str(path))
+    if reader.GetDimension() == 3:
+        check_affine(_itk_affine(reader), str(path))
     try:
         img = sitk.ReadImage(str(path))
     except RuntimeError as e:
@@ -259,6 +261,7 @@ def read_volume(path: str | Path) -> Volume:
         from .dicom import read_dicom_series
 
         vol = read_dicom_series(p)
+    check_affine(vol.affine, str(p))
     vol.data = checked_content(vol.data, str(p))
     return vol
 
@@ -271,15 +274,18 @@ def read_affine(path: str | Path) -> np.ndarray:
         import nibabel as nib
 
         try:
-            return nib.load(str(p)).affine
+            affine = nib.load(str(p)).affine
         except Exception as e:  # noqa: BLE001 -- any unreadable header is the user's file
             raise InputError(f"cannot read {p}: {e}; the file is corrupt/truncated or not what its name says") from None
+        check_affine(affine, str(p))
+        return affine
     if fmt == "itk":
         if str(p).lower().endswith((".mhd", ".nhdr")):
             check_detached(p)
         reader = _itk_info(_sitk(), p)
         if reader.GetDimension() != 3:
             raise InputError(f"{p} is {reader.GetDimension()}D; only 3D volumes are supported (save 2D images as PNG/TIFF)")
+        check_affine(_itk_affine(reader), str(p))
         return _itk_affine(reader)
     return read_volume(p).affine
 

@@ -54,6 +54,10 @@ def read_image(path: str | Path) -> tuple[np.ndarray, ImageInfo]:
                 w, h = img.size
                 if w * h > MAX_PIXELS:
                     raise InputError(f"image {p} claims {w} x {h} pixels (more than {MAX_PIXELS:,}); refusing to decode it")
+                frames = getattr(img, "n_frames", 1)
+                if frames > 1:
+                    raise InputError(f"image {p} holds {frames} pages/frames; only single-page images are translated (save the "
+                                     "pages as separate files, or the stack as a NIfTI volume)")
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 mode = img.mode

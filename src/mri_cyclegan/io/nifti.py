@@ -22,7 +22,7 @@ def load_nibabel(path: Path, kind: str):
     single volume is squeezed). Raises InputError on unreadable files and other shapes."""
     import nibabel as nib
 
-    from .volume import check_header_size
+    from .volume import check_affine, check_header_size
 
     try:
         img = nib.load(str(path))
@@ -35,6 +35,7 @@ def load_nibabel(path: Path, kind: str):
         data = np.asarray(img.get_fdata(dtype=np.float32))
     except (nib.filebasedimages.ImageFileError, OSError, EOFError, zlib.error, ValueError) as e:
         raise InputError(f"cannot read {kind} {path}: {e}; the file is not {kind} or is corrupt/truncated") from None
+    check_affine(img.affine, f"{kind} {path}")
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:

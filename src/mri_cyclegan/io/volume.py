@@ -30,6 +30,25 @@ def check_header_size(shape, itemsize: int, label: str) -> None:
                          f"{MAX_VOXELS:,}-voxel limit for one volume; the header is wrong or the file is not a single 3D volume")
 
 
+MIN_SPACING, MAX_SPACING = 0.01, 100.0  # mm: a voxel outside this is a broken header, not an MRI
+
+
+def check_affine(affine: np.ndarray, label: str) -> None:
+    """A voxel-to-world affine must be finite with voxel sizes in [MIN_SPACING, MAX_SPACING] mm and axes that are not
+    (nearly) parallel; otherwise one line (geometry drives resampling: a lying header would allocate or mirror)."""
+    a = np.asarray(affine, np.float64)
+    if a.shape != (4, 4) or not np.isfinite(a).all():
+        raise InputError(f"{label}: its orientation/affine holds NaN or inf values; the header is corrupt")
+    spacing = np.sqrt((a[:3, :3] ** 2).sum(0))
+    if not ((spacing >= MIN_SPACING) & (spacing <= MAX_SPACING)).all():
+        raise InputError(f"{label}: its voxel size {tuple(round(float(s), 6) for s in spacing)} mm is outside "
+                         f"{MIN_SPACING}-{MAX_SPACING} mm; the header's spacing is wrong")
+    axes = a[:3, :3] / spacing
+    if abs(np.linalg.det(axes)) < 0.5:
+        raise InputError(f"{label}: its voxel axes are (nearly) parallel (direction cosines {np.round(axes, 3).T.tolist()}); "
+                         "the header's orientation is corrupt")
+
+
 def checked_content(data: np.ndarray, label: str) -> np.ndarray:
     """Refuse an empty, NaN/inf-only or constant volume (one line naming ``label``); NaN/inf voxels become 0
     with a warning. Returns float32 data."""

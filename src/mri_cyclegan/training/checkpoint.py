@@ -96,6 +96,10 @@ def model_tensors(module: torch.nn.Module, prefix: str = "model") -> dict[str, t
 
 def load_module(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str, source: Path | str) -> None:
     state = _unflatten(prefix, tensors)
+    bad = [k for k, v in tensors.items() if k.startswith(prefix + "/") and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise InputError(f"checkpoint {source} holds NaN/inf values ({bad[0]}{' and more' if len(bad) > 1 else ''}); "
+                         "it is corrupt or from a run that diverged: use an earlier checkpoint")
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as e:
