@@ -54,7 +54,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--context-slices", type=int, default=1)
     ap.add_argument("--figure", help="also write the axial/coronal/sagittal figure here (e.g. docs/demo_views.png)")
+    ap.add_argument("--objective", choices=("demo", "faithful"), default="demo",
+                    help="demo: the demo's own settings; faithful: with train's faithful defaults (resize upsampling, anchor 1, structure 1)")
+    ap.add_argument("--json", default="", help="result file name under benchmarks/results/ (default demo_quality_k<K>.json)")
     args = ap.parse_args()
+    if args.objective == "faithful":
+        from mri_cyclegan.config import Config
+        from mri_cyclegan.demo import DEMO_OVERRIDES
+
+        d = Config().to_dict()
+        DEMO_OVERRIDES.update({"model.upsample": d["model"]["upsample"], "train.lambda_anchor": d["train"]["lambda_anchor"],
+                               "train.lambda_structure": d["train"]["lambda_structure"]})
     logging.basicConfig(level=logging.INFO)
     t = time.perf_counter()
     m = run_demo(args.out, minutes=args.minutes, progress=False, seed=args.seed, context_slices=args.context_slices)
@@ -76,7 +86,8 @@ def main() -> None:
     out["context_slices"] = args.context_slices
     if args.figure:
         views_figure(Path(args.out) / "volumes", Path(args.figure))
-    print("wrote", write_json(f"demo_quality_k{args.context_slices}.json", out))
+    out["objective"] = args.objective
+    print("wrote", write_json(args.json or f"demo_quality_k{args.context_slices}.json", out))
 
 
 if __name__ == "__main__":

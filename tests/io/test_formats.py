@@ -280,3 +280,34 @@ def test_train_on_dicom_and_mgz(tmp_path):
     out = tmp_path / "run"
     assert main(["train", "--t1", str(tmp_path / "t1"), "--t2", str(tmp_path / "t2"), "--out", str(out), "--quiet", *TRAIN_FLAGS]) == 0
     assert json.loads((out / "config.json").read_text())["data"]["spacing"] == pytest.approx(1.2)
+
+
+@pytest.mark.parametrize("bad", ["negative_spacing", "non_unit_orientation", "slope_zero"])
+def test_dicom_headers_that_lie_are_refused(tmp_path, bad):
+    """Each of these was accepted before: a mirrored volume, a wrong spacing, every voxel the intercept."""
+    folder = tmp_path / "s"
+    write_series(folder, phantom(shape=(16, 12, 4)))
+    for f in folder.iterdir():
+        ds = pydicom.dcmread(str(f))
+        if bad == "negative_spacing":
+            ds.PixelSpacing = ["-0.9", "0.8"]
+        elif bad == "non_unit_orientation":
+            ds.ImageOrientationPatient = ["2", "0", "0", "0", "2", "0"]
+        else:
+            ds.RescaleSlope = "0"
+        ds.save_as(str(f))
+    with pytest.raises(InputError, match="PixelSpacing|ImageOrientationPatient|RescaleSlope"):
+        read_any(next(folder.iterdir()))
+
+
+def test_enhanced_dicom_with_fewer_frame_items_than_frames_is_refused(tmp_path):
+    """8 frames of pixels but per-frame groups for 3: once 3 slices were written and 5 silently dropped."""
+    test_enhanced_multiframe_dicom(tmp_path)  # writes enhanced/mf.dcm (12 frames)
+    path = tmp_path / "enhanced" / "mf.dcm"
+    ds = pydicom.dcmread(str(path))
+    from pydicom.sequence import Sequence
+
+    ds.PerFrameFunctionalGroupsSequence = Sequence(list(ds.PerFrameFunctionalGroupsSequence)[:3])
+    ds.save_as(str(path))
+    with pytest.raises(InputError, match="NumberOfFrames"):
+        read_any(path)

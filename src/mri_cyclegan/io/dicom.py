@@ -162,9 +162,35 @@ def _check_steps(positions: np.ndarray, normal: np.ndarray, label: str) -> np.nd
     return (positions[-1] - positions[0]) / (len(positions) - 1)
 
 
-def _rescale(ds, arr: np.ndarray) -> np.ndarray:
-    slope = float(getattr(ds, "RescaleSlope", 1) or 1)
-    inter = float(getattr(ds, "RescaleIntercept", 0) or 0)
+def _check_geometry(iop: np.ndarray, spacing: np.ndarray, label: str) -> None:
+    """ImageOrientationPatient: two unit vectors at right angles; PixelSpacing: positive. Anything else would give a
+    mirrored or wrongly scaled volume, so it is refused."""
+    x, y = iop[:3], iop[3:]
+    if abs(np.linalg.norm(x) - 1) > 1e-3 or abs(np.linalg.norm(y) - 1) > 1e-3 or abs(float(x @ y)) > 1e-3:
+        raise InputError(f"DICOM {label}: ImageOrientationPatient {np.round(iop, 4).tolist()} is not two orthogonal unit vectors; "
+                         "the header is corrupt")
+    if not (spacing > 0).all():
+        raise InputError(f"DICOM {label}: PixelSpacing {spacing.tolist()} must be positive; the header is corrupt")
+
+
+def _slope_intercept(src, label: str) -> tuple[float, float]:
+    """RescaleSlope/Intercept of a dataset or functional-group item; a slope of 0 (all pixels one value) is refused."""
+    slope = float(getattr(src, "RescaleSlope", 1) if getattr(src, "RescaleSlope", None) not in (None, "") else 1)
+    inter = float(getattr(src, "RescaleIntercept", 0) or 0)
+    if not (np.isfinite(slope) and np.isfinite(inter)) or slope == 0:
+        raise InputError(f"DICOM {label}: RescaleSlope {slope} / RescaleIntercept {inter} cannot map stored values to intensities")
+    return slope, inter
+
+
+def _check_pixels_size(ds, frames: int, label: str) -> None:
+    """Rows x Columns x frames from the header, bounded before any pixel is decoded (or decompressed)."""
+    from .volume import check_header_size
+
+    check_header_size((int(getattr(ds, "Columns", 0) or 0), int(getattr(ds, "Rows", 0) or 0), max(frames, 1)), 4, f"DICOM {label}")
+
+
+def _rescale(ds, arr: np.ndarray, label: str = "") -> np.ndarray:
+    slope, inter = _slope_intercept(ds, label or "series")
     return arr.astype(np.float32) * slope + inter
 
 
@@ -211,6 +237,8 @@ def read_dicom_series(path: str | Path) -> Volume:
     if np.abs(spacings - spacings[0]).max() > 1e-4:
         raise InputError(f"DICOM series {label} mixes pixel spacings; it is not one volume")
     iop = iops[0]
+    _check_geometry(iop, spacings[0], label)
+    _check_pixels_size(datasets[0], len(datasets), label)
     normal = np.cross(iop[:3], iop[3:])
     positions = np.array([_floats(ds.ImagePositionPatient, 3, "ImagePositionPatient", f) for ds, f in zip(datasets, files)])
     order = np.argsort(positions @ normal, kind="stable")
@@ -221,7 +249,7 @@ def read_dicom_series(path: str | Path) -> Volume:
         step = normal * thickness
     else:
         step = _check_steps(positions, normal, label)
-    slices = [_rescale(ds, _pixels(ds, f)) for ds, f in zip(datasets, [files[i] for i in order])]
+    slices = [_rescale(ds, _pixels(ds, f), str(f)) for ds, f in zip(datasets, [files[i] for i in order])]
     if slices[0].ndim != 2:
         raise InputError(f"DICOM series {label} holds colour or multi-sample images; only greyscale MRI is supported")
     data = np.stack(slices, -1).transpose(1, 0, 2)  # (rows, cols, k) -> (cols i, rows j, k)
@@ -248,6 +276,12 @@ def _read_multi_frame(ds, path: Path, label: str) -> Volume:
 
     iop = _floats(item(frames[0], "PlaneOrientationSequence", "ImageOrientationPatient"), 6, "ImageOrientationPatient", path)
     spacing = _floats(item(frames[0], "PixelMeasuresSequence", "PixelSpacing"), 2, "PixelSpacing", path)
+    n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    if len(frames) != n_frames:
+        raise InputError(f"DICOM {path}: NumberOfFrames is {n_frames} but the per-frame groups describe {len(frames)} frames; "
+                         "the file is inconsistent (frames would be dropped or misplaced)")
+    _check_geometry(iop, spacing, str(path))
+    _check_pixels_size(ds, n_frames, str(path))
     positions = np.array([_floats(item(fr, "PlanePositionSequence", "ImagePositionPatient"), 3, "ImagePositionPatient", path) for fr in frames])
     normal = np.cross(iop[:3], iop[3:])
     order = np.argsort(positions @ normal, kind="stable")
@@ -259,9 +293,7 @@ def _read_multi_frame(ds, path: Path, label: str) -> Volume:
     for i in order:
         fr = frames[i]
         pvt = getattr(fr, "PixelValueTransformationSequence", None) or getattr(shared, "PixelValueTransformationSequence", None)
-        src = pvt[0] if pvt else ds
-        slope = float(getattr(src, "RescaleSlope", 1) or 1)
-        inter = float(getattr(src, "RescaleIntercept", 0) or 0)
+        slope, inter = _slope_intercept(pvt[0] if pvt else ds, str(path))
         out.append(pixels[i] * slope + inter)
     data = np.stack(out, -1).transpose(1, 0, 2)
     affine = _affine(iop, spacing, positions[order][0], step)
