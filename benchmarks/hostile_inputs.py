@@ -186,22 +186,22 @@ def build_cases(base: Path, ckpt: Path) -> list[dict]:
     case("png_pixel_bomb", lambda d: _png_bomb(d / "a.png"), out_name="a.png")
     case("png_16bit_to_jpg", lambda d: png(d / "a.png", np.full((32, 32), 40000, np.uint16)), out_name="a.jpg")
     # ---- outputs that would destroy or collide
-    case("mhd_to_nhdr_same_folder", lambda d: mhd(d), argv=lambda d, s: ["translate", str(s), str(s.with_suffix(".nhdr")), "--model", str(ckpt), "--quiet"])
+    case("mhd_to_nhdr_same_folder", lambda d: mhd(d), argv=lambda d, s: ["translate", str(s), str(s.with_suffix(".nhdr")), "--model", str(ckpt), "--direction", "t1-to-t2", "--direction", "t1-to-t2", "--quiet"])
     case("output_raw_exists", lambda d: (mhd(d), (d.parent / "out").mkdir(), _write(d.parent / "out" / "result.raw", b"mine"))[0],
-         argv=lambda d, s: ["translate", str(s), str(d / "out" / "result.mhd"), "--model", str(ckpt), "--quiet", "--overwrite"])
+         argv=lambda d, s: ["translate", str(s), str(d / "out" / "result.mhd"), "--model", str(ckpt), "--direction", "t1-to-t2", "--quiet", "--overwrite"])
     case("mhd_and_nhdr_one_stem", lambda d: (mhd(d, "a"), mhd(d, "b", ext=".nhdr"), (d / "b.nhdr").rename(d / "a.nhdr"))[0],
-         argv=lambda d, s: ["translate", str(s.parent), str(d / "out"), "--model", str(ckpt), "--quiet"])
-    case("output_is_input", lambda d: nifti(d / "a.nii.gz"), argv=lambda d, s: ["translate", str(s), str(s), "--model", str(ckpt), "--quiet"])
+         argv=lambda d, s: ["translate", str(s.parent), str(d / "out"), "--model", str(ckpt), "--direction", "t1-to-t2", "--direction", "t1-to-t2", "--quiet"])
+    case("output_is_input", lambda d: nifti(d / "a.nii.gz"), argv=lambda d, s: ["translate", str(s), str(s), "--model", str(ckpt), "--direction", "t1-to-t2", "--direction", "t1-to-t2", "--quiet"])
     case("output_exists_no_overwrite", lambda d: (nifti(d / "a.nii.gz"), (d.parent / "out").mkdir(), _write(d.parent / "out" / "o.nii.gz", b"mine"))[0],
-         argv=lambda d, s: ["translate", str(s), str(d / "out" / "o.nii.gz"), "--model", str(ckpt), "--quiet"])
-    case("bids_nii_beside_nii_gz", lambda d: _bids_dup(d), argv=lambda d, s: ["translate", str(s), "--model", str(ckpt), "--quiet"])
-    case("bids_sidecar_exists", lambda d: _bids_sidecar(d), argv=lambda d, s: ["translate", str(s), "--model", str(ckpt), "--quiet"])
+         argv=lambda d, s: ["translate", str(s), str(d / "out" / "o.nii.gz"), "--model", str(ckpt), "--direction", "t1-to-t2", "--direction", "t1-to-t2", "--quiet"])
+    case("bids_nii_beside_nii_gz", lambda d: _bids_dup(d), argv=lambda d, s: ["translate", str(s), "--model", str(ckpt), "--direction", "t1-to-t2", "--direction", "t1-to-t2", "--quiet"])
+    case("bids_sidecar_exists", lambda d: _bids_sidecar(d), argv=lambda d, s: ["translate", str(s), "--model", str(ckpt), "--direction", "t1-to-t2", "--direction", "t1-to-t2", "--quiet"])
     # ---- checkpoints, ONNX, configs
-    case("ckpt_nan_lut", lambda d: nifti(d / "a.nii.gz"), argv=lambda d, s: ["translate", str(s), str(d / "out" / "o.nii.gz"), "--model", str(_nan_ckpt(d, ckpt)), "--quiet"])
-    case("ckpt_truncated", lambda d: nifti(d / "a.nii.gz"), argv=lambda d, s: ["translate", str(s), str(d / "out" / "o.nii.gz"), "--model", str(_truncate(_copy(ckpt, d / "c.safetensors"), 500)), "--quiet"])
-    case("ckpt_not_a_checkpoint", lambda d: nifti(d / "a.nii.gz"), argv=lambda d, s: ["translate", str(s), str(d / "out" / "o.nii.gz"), "--model", str(_write(d / "c.safetensors", b"x" * 64)), "--quiet"])
-    case("onnx_junk", lambda d: nifti(d / "a.nii.gz"), argv=lambda d, s: ["translate", str(s), str(d / "out" / "o.nii.gz"), "--model", str(ckpt), "--onnx", str(_write(d / "m.onnx", b"junk")), "--quiet"])
-    case("onnx_missing", lambda d: nifti(d / "a.nii.gz"), argv=lambda d, s: ["translate", str(s), str(d / "out" / "o.nii.gz"), "--model", str(ckpt), "--onnx", str(d / "none.onnx"), "--quiet"])
+    case("ckpt_nan_lut", lambda d: nifti(d / "a.nii.gz"), argv=lambda d, s: ["translate", str(s), str(d / "out" / "o.nii.gz"), "--model", str(_nan_ckpt(d, ckpt)), "--direction", "t1-to-t2", "--quiet"])
+    case("ckpt_truncated", lambda d: nifti(d / "a.nii.gz"), argv=lambda d, s: ["translate", str(s), str(d / "out" / "o.nii.gz"), "--model", str(_truncate(_copy(ckpt, d / "c.safetensors"), 500)), "--direction", "t1-to-t2", "--quiet"])
+    case("ckpt_not_a_checkpoint", lambda d: nifti(d / "a.nii.gz"), argv=lambda d, s: ["translate", str(s), str(d / "out" / "o.nii.gz"), "--model", str(_write(d / "c.safetensors", b"x" * 64)), "--direction", "t1-to-t2", "--quiet"])
+    case("onnx_junk", lambda d: nifti(d / "a.nii.gz"), argv=lambda d, s: ["translate", str(s), str(d / "out" / "o.nii.gz"), "--model", str(ckpt), "--onnx", str(_write(d / "m.onnx", b"junk")), "--direction", "t1-to-t2", "--quiet"])
+    case("onnx_missing", lambda d: nifti(d / "a.nii.gz"), argv=lambda d, s: ["translate", str(s), str(d / "out" / "o.nii.gz"), "--model", str(ckpt), "--onnx", str(d / "none.onnx"), "--direction", "t1-to-t2", "--quiet"])
     case("config_100k_deep_yaml", lambda d: _write(d / "c.yaml", b"[" * 100_000 + b"]" * 100_000),
          argv=lambda d, s: ["train", "--t1", str(d / "in"), "--t2", str(d / "in"), "--out", str(d / "run"), "--config", str(s), "--quiet"])
     case("config_100k_deep_json", lambda d: _write(d / "c.json", b'{"a":' * 100_000 + b"1" + b"}" * 100_000),

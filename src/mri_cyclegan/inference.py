@@ -240,7 +240,7 @@ def companions(dst: Path, sidecar: bool = False) -> list[Path]:
 def check_plan(plan: list[tuple[Path, Path]], overwrite: bool, inputs: set[Path] | None = None, sidecars: bool = False) -> list[tuple[Path, Path]]:
     """Every file the plan writes (outputs and their companions) checked before any work: no two inputs write one
     path, nothing written is an input or another volume's data file, and existing outputs need ``overwrite``."""
-    from .io.formats import _own_data_files
+    from .io.formats import own_data_files
 
     inputs = inputs if inputs is not None else {f.resolve() for f, _ in plan}
     writer: dict[Path, Path] = {}
@@ -254,7 +254,7 @@ def check_plan(plan: list[tuple[Path, Path]], overwrite: bool, inputs: set[Path]
             if key in inputs:
                 raise InputError(f"output {path} is one of the inputs; translating would overwrite it. Choose another output")
             if path.exists() or path.is_symlink():
-                if path != dst and path.suffix == ".raw" and path.name not in _own_data_files(dst):
+                if path != dst and path.suffix == ".raw" and path.name not in own_data_files(dst):
                     raise InputError(f"{dst} would write its data file {path}, which already exists and is not that header's own; "
                                      "choose another output name")
                 existing.append(path)

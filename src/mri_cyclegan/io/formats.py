@@ -228,7 +228,7 @@ def _write_detached(sitk, img, path: Path) -> None:
         sitk.WriteImage(img, str(tmp / path.name))
         for f in tmp.iterdir():  # a data file already there is replaced only when it is the replaced header's own
             dest = path.parent / f.name
-            if f.name != path.name and (dest.exists() or dest.is_symlink()) and f.name not in _own_data_files(path):
+            if f.name != path.name and (dest.exists() or dest.is_symlink()) and f.name not in own_data_files(path):
                 raise InputError(f"cannot write {path}: its data file {dest} already exists and is not that header's own (another "
                                  "volume's data would be replaced); choose another output name")
         for f in sorted(tmp.iterdir(), key=lambda f: f.name == path.name):
@@ -237,7 +237,7 @@ def _write_detached(sitk, img, path: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _own_data_files(header: Path) -> set[str]:
+def own_data_files(header: Path) -> set[str]:
     """Names of the data files an existing .mhd/.nhdr header at ``header`` uses (empty if there is none)."""
     if not header.is_file():
         return set()
