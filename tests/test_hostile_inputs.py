@@ -168,3 +168,19 @@ def test_evaluate_embeds_only_the_checkpoints_own_run(tmp_path, run_dir):
     stray.write_bytes((run_dir / "checkpoints" / "last.safetensors").read_bytes())
     assert _run_dir(stray) is None
     assert Path(run_dir).is_dir()
+
+
+def test_spacings_cannot_blow_up_or_collapse_the_model_grid():
+    from mri_cyclegan.config import Config, DataConfig
+    from mri_cyclegan.data.preprocess import Preprocessor
+    from mri_cyclegan.io import Volume
+
+    with pytest.raises(InputError, match="spacing"):
+        Config().replace(**{"data.spacing": 0.001})  # a checkpoint asking for a 0.001 mm grid
+    pre = Preprocessor(DataConfig(), target_spacing=1.0)
+    data = np.random.default_rng(0).random((64, 64, 4)).astype(np.float32)
+    with pytest.raises(InputError, match="model space"):
+        pre.forward(Volume(data, np.diag([90.0, 90.0, 1.0, 1.0])))  # 64 x 90 mm -> 5760 pixels a side
+    with pytest.raises(InputError, match="model space"):
+        pre.forward(Volume(data, np.diag([0.05, 0.05, 1.0, 1.0])))  # 64 x 0.05 mm -> 3 pixels a side
+    assert pre.forward(Volume(data, np.diag([1.5, 1.5, 1.0, 1.0])))[0].shape == (4, 96, 96)

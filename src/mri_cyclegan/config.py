@@ -107,7 +107,8 @@ class DataConfig:
         if self.patch_size and self.image_size and self.patch_size > self.image_size:
             raise InputError(f"patch_size {self.patch_size} is larger than image_size {self.image_size}")
         _check_choice("axis", self.axis, Axis)
-        _check_positive("spacing", self.spacing, allow_zero=True)
+        if self.spacing and not 0.05 <= self.spacing <= 20:  # a typo (or an edited checkpoint) would allocate hundreds of GB
+            raise InputError(f"spacing must be 0 (the training data's median) or in 0.05..20 mm; got {self.spacing!r}")
         if not 0.05 <= self.image_scale <= 4:
             raise InputError(f"image_scale must be in [0.05, 4]; got {self.image_scale}")
         if not (1 <= self.context_slices <= 15 and self.context_slices % 2 == 1):

@@ -166,7 +166,21 @@ class Preprocessor:
         self.target_spacing = float(spacing)  # 0 = keep each volume's own spacing
 
     # -- geometry of one slice plane
+    MAX_SIDE = 4096  # model-space slice sides are bounded: resampling must not turn a lying spacing into a memory bomb
+    MIN_SIDE = 8  # ... or into slices too small for the networks (instance norm needs more than one pixel)
+
     def _model_shape(self, plane: tuple[int, int], plane_spacing: tuple[float, float] | None) -> tuple[int, int]:
+        h, w = self._scaled_shape(plane, plane_spacing)
+        if (plane_spacing is not None and max(h, w) > self.MAX_SIDE) or min(h, w) < self.MIN_SIDE:  # 2D: the pixel limit applies
+            from ..errors import InputError
+
+            where = f" at {plane_spacing[0]:g} x {plane_spacing[1]:g} mm" if plane_spacing else ""
+            raise InputError(f"a {plane[0]} x {plane[1]} slice{where} becomes {h} x {w} in model space (target spacing "
+                             f"{self.target_spacing:g} mm), outside {self.MIN_SIDE}..{self.MAX_SIDE} pixels a side; check the file's "
+                             "voxel size or set --spacing")
+        return h, w
+
+    def _scaled_shape(self, plane: tuple[int, int], plane_spacing: tuple[float, float] | None) -> tuple[int, int]:
         h, w = plane
         if plane_spacing is None:  # 2D image: pixel grid, optionally scaled
             f = (self.cfg.image_scale, self.cfg.image_scale)
