@@ -11,7 +11,8 @@ from ..io.atomic import remove_stale_temps
 
 log = logging.getLogger(__name__)
 
-RUN_FILES = ("config.json", "losses.csv", "losses.png", "progress.gif", "train.log", "faithfulness.csv")
+FAITHFULNESS_CSV = "faithfulness.csv"  # the safety net's per-epoch drift from the lookup table
+RUN_FILES = ("config.json", "losses.csv", "losses.png", "progress.gif", "train.log", FAITHFULNESS_CSV)
 RUN_DIRS = ("checkpoints", "samples")
 
 

@@ -31,6 +31,7 @@ from .checkpoint import (
 )
 from .objectives import DiscriminatorObjective, GeneratorObjective
 from .pool import ImagePool
+from .run_folder import FAITHFULNESS_CSV
 from .schedule import lr_factor, lr_factor_time
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,6 @@ def _set_requires_grad(nets: list[torch.nn.Module], flag: bool) -> None:
 
 CALIBRATION_SLICES = 16  # slices per contrast whose whole-slice outputs fit the output calibration (>= 0.5 M pixels)
 DRIFT_SLICES = 8  # slices per contrast on which the safety net compares the model with the lookup table
-FAITHFULNESS_CSV = "faithfulness.csv"
 
 
 def priors_from_data(t1: SliceSet, t2: SliceSet) -> tuple[np.ndarray, np.ndarray]:
@@ -208,7 +208,7 @@ class Trainer:
         out = {}
         for direction, (g, windows, classes, names) in self._drift_inputs.items():
             translated = [self.whole(g, w)[c].numpy() for w in windows]
-            lookup = [g.prior(w[c].float()).numpy() for w in windows]
+            lookup = [self.whole(g.prior, w)[c].numpy() for w in windows]
             out[direction] = drift([w[c].numpy() for w in windows], translated, lookup, classes, names)
         m.train(was_training)
         return out
