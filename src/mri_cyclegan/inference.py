@@ -205,8 +205,13 @@ def plan_outputs(input_path: str | Path, output_path: str | Path, overwrite: boo
         files = [f for f in files if not _is_within(f, out_root)]  # never our own outputs
         if not files:
             raise InputError(f"input folder {src_root} holds only files under the output folder {out_root}")
-    single = src_root.is_file()
-    named = single and not (dicom_out and is_dicom(src_root)) and (out_root.suffix != "" or str(out_root).lower().endswith(".nii.gz")) and not out_root.is_dir()
+    looks_like_file = (out_root.suffix != "" or str(out_root).lower().endswith(".nii.gz")) and not out_root.is_dir()
+    one_series = src_root.is_dir() and len(files) == 1 and is_dicom(files[0]) and volume_format(out_root) is not None
+    if src_root.is_dir() and looks_like_file and volume_format(out_root) is not None and not one_series and not dicom_out:
+        raise InputError(f"{src_root} holds {len(files)} inputs but the output {out_root} is named as one volume file; "
+                         "name an output folder instead")
+    single = src_root.is_file() or one_series  # a folder holding one DICOM series is one volume
+    named = single and not (dicom_out and is_dicom(files[0])) and looks_like_file
     if dicom_out and not any(is_dicom(f) for f in files):
         raise InputError("--dicom-out writes DICOM series, but the input holds no DICOM series")
     inputs = {f.resolve() for f in files}

@@ -311,3 +311,15 @@ def test_enhanced_dicom_with_fewer_frame_items_than_frames_is_refused(tmp_path):
     ds.save_as(str(path))
     with pytest.raises(InputError, match="NumberOfFrames"):
         read_any(path)
+
+
+def test_a_folder_with_one_dicom_series_translates_to_the_named_file(tmp_path):
+    """Once `translate dicom_folder/ out.nii.gz` made a folder named out.nii.gz; two series there need a folder."""
+    from mri_cyclegan.inference import plan_outputs
+
+    write_series(tmp_path / "dcm", phantom(shape=(16, 12, 4)))
+    plan = plan_outputs(tmp_path / "dcm", tmp_path / "out.nii.gz")
+    assert [d for _, d in plan] == [tmp_path / "out.nii.gz"]
+    write_series(tmp_path / "dcm", phantom(shape=(16, 12, 4)), number=4, description="T1 again", names="B{:04d}")
+    with pytest.raises(InputError, match="name an output folder"):
+        plan_outputs(tmp_path / "dcm", tmp_path / "out.nii.gz")
