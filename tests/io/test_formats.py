@@ -323,3 +323,21 @@ def test_a_folder_with_one_dicom_series_translates_to_the_named_file(tmp_path):
     write_series(tmp_path / "dcm", phantom(shape=(16, 12, 4)), number=4, description="T1 again", names="B{:04d}")
     with pytest.raises(InputError, match="name an output folder"):
         plan_outputs(tmp_path / "dcm", tmp_path / "out.nii.gz")
+
+
+def test_a_deflated_dicom_that_inflates_past_the_limit_is_refused(tmp_path, monkeypatch):
+    """Deflated DICOM is inflated whole by pydicom: its inflated size is measured first, in bounded steps."""
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    import mri_cyclegan.io.dicom as dicom
+
+    folder = tmp_path / "s"
+    write_series(folder, phantom(shape=(64, 64, 3)))
+    for f in folder.iterdir():
+        ds = pydicom.dcmread(str(f))
+        ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+        ds.save_as(str(f), enforce_file_format=True)
+    assert read_any(next(folder.iterdir())).shape == (64, 64, 3)  # a normal deflated series reads
+    monkeypatch.setattr(dicom, "MAX_INFLATED", 4096)  # each slice inflates to ~8 KB
+    with pytest.raises(InputError, match="inflates past"):
+        dicom._read_header(next(folder.iterdir()))

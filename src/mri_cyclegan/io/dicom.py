@@ -48,10 +48,50 @@ def _pydicom():
     return pydicom
 
 
+MAX_INFLATED = 1 << 30  # bytes a deflate-compressed DICOM may inflate to (a few MB can claim many GB)
+DEFLATED = "1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian
+
+
+def _check_inflated_size(path: Path) -> None:
+    """A deflated DICOM is inflated whole by pydicom before any header can be checked: measure its inflated size
+    first, in bounded steps, and refuse one past :data:`MAX_INFLATED`."""
+    import zlib
+
+    with open(path, "rb") as f:
+        head = f.read(132)
+        if len(head) < 132 or head[128:132] != b"DICM":
+            return
+        try:
+            meta = _pydicom().filereader.read_file_meta_info(str(path))
+        except Exception:  # noqa: BLE001 -- dcmread reports a broken file itself
+            return
+        if str(getattr(meta, "TransferSyntaxUID", "")) != DEFLATED:
+            return
+        f.seek(132 + 12 + int(getattr(meta, "FileMetaInformationGroupLength", 0) or 0))
+        inflater, total = zlib.decompressobj(-zlib.MAX_WBITS), 0
+        while chunk := f.read(1 << 16):
+            data = chunk
+            while data:
+                try:
+                    total += len(inflater.decompress(data, 1 << 20))
+                except zlib.error:
+                    return  # not valid deflate: dcmread says so
+                data = inflater.unconsumed_tail
+                if total > MAX_INFLATED:
+                    raise InputError(f"DICOM {path} is deflate-compressed to {path.stat().st_size:,} bytes but inflates past "
+                                     f"{MAX_INFLATED:,}; it is not a single MR image (a decompression bomb?)")
+
+
+def _dcmread(path: Path, **kwargs):
+    _check_inflated_size(path)
+    return _pydicom().dcmread(str(path), **kwargs)
+
+
 def _read_header(path: Path):
-    pydicom = _pydicom()
     try:
-        return pydicom.dcmread(str(path), stop_before_pixels=True)
+        return _dcmread(path, stop_before_pixels=True)
+    except InputError:
+        raise
     except Exception as e:  # pydicom raises many types for broken files
         raise InputError(f"cannot read DICOM {path}: {e}") from None
 
@@ -217,7 +257,9 @@ def read_dicom_series(path: str | Path) -> Volume:
     datasets = []
     for f in files:
         try:
-            datasets.append(pydicom.dcmread(str(f)))
+            datasets.append(_dcmread(f))
+        except InputError:
+            raise
         except Exception as e:
             raise InputError(f"cannot read DICOM {f}: {e}") from None
     if len(datasets) == 1 and int(getattr(datasets[0], "NumberOfFrames", 1) or 1) > 1:
