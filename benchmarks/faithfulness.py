@@ -256,7 +256,10 @@ def run_case(case: str, methods: list[str], work: Path, args) -> dict:
             if args.pictures:
                 save_picture(Path(args.pictures) / f"faith_{case}_{method.replace(' ', '_')}_{direction}.png", truth[a], pred, truth[b], zs)
         if trainer.drifts:
+            from mri_cyclegan.faithfulness import verdict
+
             results[method]["drift"] = {d: {**v.tissue, "boundary": v.boundary} for d, v in trainer.drifts.items()}
+            results[method]["verdict"] = verdict(trainer.drifts)[1]
         print(f"  case {case} {method}: {results[method]['iterations']} it in {seconds:.0f} s "
               + " ".join(f"{d}: {results[method][d]['psnr']:.2f} dB" for d in DIRECTIONS), flush=True)
     return results

@@ -178,6 +178,7 @@ def build_cases(base: Path, ckpt: Path) -> list[dict]:
                     ("dicom_no_position", lambda ds: delattr(ds, "ImagePositionPatient")),
                     ("dicom_nan_position", lambda ds: setattr(ds, "ImagePositionPatient", ["nan", "0", "0"]))):
         case(n, lambda d, e=edit: dicom_series(d / "s", e))
+    case("dicom_deflate_bomb", lambda d: _deflate_bomb(d / "s"))
     # ---- 2D images
     case("png_ok", lambda d: png(d / "a.png"), out_name="a.png", expect="ok")
     case("tiff_8_pages", lambda d: _multipage(d / "a.tif"), out_name="a.tif")
@@ -271,6 +272,25 @@ def _mha_bomb(path: Path) -> Path:
               f"CompressedDataSize = {len(payload)}\nDimSize = 2000 2000 2000\nElementType = MET_SHORT\nElementDataFile = LOCAL\n")
     path.write_bytes(header.encode() + payload)
     return path
+
+
+def _deflate_bomb(folder: Path) -> Path:
+    """A deflated DICOM (one slice) whose body inflates to 1.25 GiB of zeros (file ~1.3 MB)."""
+    import zlib
+
+    import pydicom
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    first = dicom_series(folder, n=1)
+    ds = pydicom.dcmread(str(first))
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.save_as(str(first), enforce_file_format=True)
+    meta = pydicom.filereader.read_file_meta_info(str(first))
+    head = first.read_bytes()[: 132 + 12 + int(meta.FileMetaInformationGroupLength)]
+    comp = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)
+    body = b"".join(comp.compress(b"\0" * (1 << 26)) for _ in range(20)) + comp.flush()
+    first.write_bytes(head + body)
+    return first
 
 
 def _multipage(path: Path) -> Path:
