@@ -153,3 +153,22 @@ def test_trainer_safety_net_warns_records_and_keeps_best_within_limits(tmp_path,
     assert meta["epoch"] == 0  # best stays the last epoch within the limits
     rows = list(csv.DictReader(open(tmp_path / "run/faithfulness.csv")))
     assert [int(r["epoch"]) for r in rows] == [0, 1] and float(rows[1]["t1_to_t2_wm"]) > 0.2
+
+
+def test_report_shows_the_runs_drift_and_marks_epochs_past_the_limits(tmp_path, run_dir):
+    """evaluate --model RUN puts the run's faithfulness.csv in report.html, with the epochs past the limits in red."""
+    import shutil
+
+    from mri_cyclegan.report import write_report
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    rows = (run / "faithfulness.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,step,t1_to_t2_csf") and len(rows) == 3  # header, epoch 0, epoch 1
+    cols = rows[0].split(",")
+    bad = rows[-1].split(",")
+    bad[cols.index("t2_to_t1_gm")] = "0.3"  # an epoch that moved T2 -> T1 grey matter
+    (run / "faithfulness.csv").write_text("\n".join([*rows[:-1], ",".join(bad)]) + "\n")
+    html_text = write_report(tmp_path / "ev", [], run_dir=run).read_text()
+    assert "Faithfulness to the lookup table during training" in html_text
+    assert html_text.count("background:#fdd") == 1 and "0.300" in html_text

@@ -126,6 +126,9 @@ def write_report(out_dir: str | Path, results: list[DirectionResult], title: str
         rd = Path(run_dir)
         if (rd / "losses.png").is_file():
             parts.append(f"<h2>Training losses</h2>{_file_img(rd / 'losses.png', 'loss curves')}")
+        drift = rd / "faithfulness.csv"
+        if drift.is_file():
+            parts.append(_drift_table(drift))
         if (rd / "progress.gif").is_file():
             parts.append("<h2>Progress across epochs</h2><p class='note'>Each row: real T1 → fake T2 → reconstructed T1 | "
                          f"real T2 → fake T1 → reconstructed T2.</p>{_file_img(rd / 'progress.gif', 'progress across epochs')}")
@@ -133,6 +136,30 @@ def write_report(out_dir: str | Path, results: list[DirectionResult], title: str
     path = out / "report.html"
     _atomic_write(path, "\n".join(parts))
     return path
+
+
+def _drift_table(path: Path) -> str:
+    """The training run's safety net (faithfulness.csv): per epoch, how far each direction moved its tissue classes
+    and the brain outline from the lookup table; rows past the limits are marked."""
+    import csv
+
+    from .faithfulness import BOUNDARY_LIMIT, TISSUE_LIMIT
+
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return ""
+    cols = [k for k in rows[0] if k not in ("epoch", "step")]
+    head = "".join(f"<th>{html.escape(c.replace('_to_', '→').replace('_', ' '))}</th>" for c in cols)
+    body = []
+    for r in rows:
+        over = [c for c in cols if float(r[c]) > (BOUNDARY_LIMIT if c.endswith("boundary") else TISSUE_LIMIT)]
+        cells = "".join(f"<td{' style=background:#fdd' if c in over else ''}>{float(r[c]):.3f}</td>" for c in cols)
+        body.append(f"<tr><td>{html.escape(r['epoch'])}</td>{cells}</tr>")
+    return (f"<h2>Faithfulness to the lookup table during training</h2><p class='note'>How far each generator moved each tissue "
+            f"class's mean and the brain outline from the lookup table's translation ([0, 1] units); red: past the limits "
+            f"({TISSUE_LIMIT} per tissue, {BOUNDARY_LIMIT} at the outline), where the lookup table is the safer choice.</p>"
+            f"<table><tr><th>epoch</th>{head}</tr>{''.join(body)}</table>")
 
 
 def _atomic_write(path: Path, text: str) -> None:
