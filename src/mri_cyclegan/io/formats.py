@@ -285,8 +285,9 @@ def read_affine(path: str | Path) -> np.ndarray:
         reader = _itk_info(_sitk(), p)
         if reader.GetDimension() != 3:
             raise InputError(f"{p} is {reader.GetDimension()}D; only 3D volumes are supported (save 2D images as PNG/TIFF)")
-        check_affine(_itk_affine(reader), str(p))
-        return _itk_affine(reader)
+        affine = _itk_affine(reader)
+        check_affine(affine, str(p))
+        return affine
     return read_volume(p).affine
 
 

@@ -27,11 +27,12 @@ def load_nibabel(path: Path, kind: str):
     try:
         img = nib.load(str(path))
         shape = img.header.get_data_shape()
-        check_header_size(shape, np.dtype(img.header.get_data_dtype()).itemsize, f"{kind} {path}")
+        stored = np.dtype(img.header.get_data_dtype())
+        check_header_size(shape, stored.itemsize, f"{kind} {path}")
         if len(shape) > 3 and int(np.prod(shape[3:])) != 1:
             raise InputError(f"{kind} {path} has shape {tuple(shape)}; only 3D volumes are supported (split 4D series first)")
-        if np.dtype(img.header.get_data_dtype()).kind == "c" or np.dtype(img.header.get_data_dtype()).names:
-            raise InputError(f"{kind} {path} holds {img.header.get_data_dtype()} voxels (complex or RGB); only real greyscale volumes are supported")
+        if stored.kind == "c" or stored.names:
+            raise InputError(f"{kind} {path} holds {stored} voxels (complex or RGB); only real greyscale volumes are supported")
         data = np.asarray(img.get_fdata(dtype=np.float32))
     except (nib.filebasedimages.ImageFileError, OSError, EOFError, zlib.error, ValueError) as e:
         raise InputError(f"cannot read {kind} {path}: {e}; the file is not {kind} or is corrupt/truncated") from None
