@@ -120,6 +120,13 @@ def test_demo_tiny_budget(tmp_path, monkeypatch):
     fake = nib.load(out / "volumes" / "fake_t2.nii.gz")
     assert fake.shape == ref.shape and fake.get_fdata().std() > 0
     np.testing.assert_allclose(fake.affine, ref.affine)
+    # ... each with its uncertainty map, scored on the held-out slabs and shown in the report's viewer
+    umap = nib.load(out / "volumes" / "fake_t2_uncertainty.nii.gz")
+    assert umap.shape == ref.shape and np.asarray(umap.dataobj).std() > 0
+    np.testing.assert_allclose(umap.affine, ref.affine)
+    assert 0 <= m["t1_to_t2"]["uncertainty"]["auroc"] <= 1 and "reliability" in m["t2_to_t1"]["uncertainty"]
+    html = (out / "report.html").read_text()
+    assert html.count('class="viewer"') == 2 and html.count('class="vol"') == 10
 
 
 def test_evaluate_nifti_volumes(tmp_path):
@@ -163,3 +170,44 @@ def test_score_pair_crop_is_exact():
     assert [r["slice"] for r in s.slices] == list(range(8, 20))
     k = 10
     assert abs(s.slices[2]["ssim"] - score(pred[:, :, k], ref[:, :, k], mask[:, :, k])["ssim"]) < 1e-10
+
+
+def test_evaluate_uncertainty_scores_and_viewer(tmp_path, capsys):
+    import nibabel as nib
+
+    sk = pytest.importorskip("sklearn.metrics")
+    from tests.conftest import oblique_affine
+    from tests.phantoms import volume_pair
+
+    t1, t2 = volume_pair((36, 30, 12), seed=2)
+    rng = np.random.default_rng(0)
+    pred = t2 + rng.normal(0, 1, t2.shape) * np.where(np.arange(36)[:, None, None] > 18, 60.0, 5.0)  # one half much worse
+    unc = np.abs(pred - t2) * rng.uniform(0.5, 1.5, t2.shape)  # informative but not exact
+    aff = oblique_affine()
+    for name, data in (("ref.nii.gz", t2), ("pred.nii.gz", pred), ("pred_uncertainty.nii.gz", unc), ("input.nii.gz", t1)):
+        nib.save(nib.Nifti1Image(data.astype(np.float32), aff), tmp_path / name)
+    nib.save(nib.Nifti1Image((t2 > 0).astype(np.uint8), aff), tmp_path / "mask.nii.gz")
+    args = ["evaluate", "--pred", str(tmp_path / "pred.nii.gz"), "--ref", str(tmp_path / "ref.nii.gz"), "--mask", str(tmp_path / "mask.nii.gz"),
+            "--input", str(tmp_path / "input.nii.gz"), "--out", str(tmp_path / "ev"), "--uncertainty"]
+    assert main(args) == 0
+    assert "uncertainty: AUROC" in capsys.readouterr().out
+    u = json.loads((tmp_path / "ev" / "metrics.json").read_text())["t1_to_t2"]["uncertainty"]
+
+    # the same numbers computed independently: each image in its own 0.5/99.5 window, the map in the prediction's units
+    def window(x):
+        lo, hi = np.percentile(x, (0.5, 99.5))
+        return lo, hi
+
+    (plo, phi), (rlo, rhi) = window(pred), window(t2)
+    err = np.abs(np.clip((pred - plo) / (phi - plo), 0, 1) - np.clip((t2 - rlo) / (rhi - rlo), 0, 1))
+    m = t2 > 0  # the --mask file
+    expected = sk.roc_auc_score(err[m] > 0.1, unc[m] / (phi - plo))
+    assert 0.6 < expected < 0.99 and u["auroc"] == pytest.approx(expected, abs=1e-4)
+    assert len(u["reliability"]["mean_error"]) == 10 and u["per_image"][0]["name"] == "pred.nii.gz"
+    html = (tmp_path / "ev" / "report.html").read_text()
+    assert html.count('class="viewer"') == 1 and html.count('class="vol"') == 5  # input, translation, reference, error, uncertainty
+    assert "AUROC" in html and "DecompressionStream" in html
+    # a missing map is an input error, named
+    (tmp_path / "pred_uncertainty.nii.gz").unlink()
+    assert main(args) == 2
+    assert "pred_uncertainty.nii.gz" in capsys.readouterr().err

@@ -73,3 +73,33 @@ def test_ssim_3d_matches_skimage():
     b = np.clip(a + rng.normal(0, 0.1, a.shape), 0, 1)
     want = structural_similarity(a, b, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
     assert abs(ssim(a, b, 1.0) - want) < 1e-8
+
+
+def test_auroc_equals_scikit_learn_with_ties():
+    sk = pytest.importorskip("sklearn.metrics")
+    from mri_cyclegan.metrics import auroc
+
+    rng = np.random.default_rng(0)
+    labels = rng.random(500) < 0.3
+    scores = np.round(labels * 0.4 + rng.random(500), 1)  # informative, with many ties
+    assert auroc(scores, labels) == pytest.approx(sk.roc_auc_score(labels, scores), abs=1e-12)
+    assert auroc(-scores, labels) == pytest.approx(1 - sk.roc_auc_score(labels, scores), abs=1e-12)
+    assert np.isnan(auroc(scores, np.zeros(500, bool)))
+
+
+def test_uncertainty_scores_on_a_constructed_case():
+    from mri_cyclegan.metrics import uncertainty_scores
+
+    rng = np.random.default_rng(1)
+    error = rng.random((40, 40)) * 0.3
+    mask = np.ones_like(error, bool)
+    mask[:5] = False
+    good = uncertainty_scores(error + 0.01 * rng.random(error.shape), error, mask)
+    assert good["auroc"] > 0.99 and good["rho"] > 0.99
+    curve = good["reliability"]["mean_error"]
+    assert len(curve) == 10 and all(b > a for a, b in zip(curve, curve[1:]))  # rises from least to most uncertain
+    inverted = uncertainty_scores(-error, error, mask)
+    assert inverted["auroc"] < 0.01 and inverted["rho"] < -0.99
+    constant = uncertainty_scores(np.ones_like(error), error, mask)
+    assert constant["auroc"] == pytest.approx(0.5) and np.isnan(constant["rho"])
+    assert good["error_fraction"] == pytest.approx(float((error[mask] > 0.1).mean()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import sys
 import time
@@ -275,6 +276,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_translate(args: argparse.Namespace) -> int:
     from .inference import Translator, normalize_direction, translate_path
+    from .uncertainty import DEFAULT_MEMBERS
 
     direction = normalize_direction(args.direction)
     translator = Translator.from_checkpoint(args.model, device=args.device, precision=args.precision, batch_size=args.batch_size)
@@ -282,7 +284,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
         translator.use_onnx(direction, args.onnx)
     start = time.perf_counter()
     written = translate_path(translator, args.input, args.output, direction, progress=not args.quiet, overwrite=args.overwrite,
-                             dicom_out=args.dicom_out, subjects=_subjects(args.subjects), model_name=str(args.model))
+                             dicom_out=args.dicom_out, subjects=_subjects(args.subjects), model_name=str(args.model),
+                             uncertainty=DEFAULT_MEMBERS if args.uncertainty else ())
     minutes = (time.perf_counter() - start) / 60
     print(f"wrote {written[0]}" if len(written) == 1 else
           f"wrote {len(written)} files to {args.output} in {minutes * 60:.1f} s ({len(written) / max(minutes, 1e-9):.1f} per minute)")
@@ -302,8 +305,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise InputError("evaluate needs --pred (translations to score), or --all-checkpoints with --model, --input and --ref")
 
     summary = evaluate_paths(args.pred, args.ref, args.out, mask=args.mask, input_path=args.input, model=args.model,
-                             direction=normalize_direction(args.direction), axis=args.axis)
+                             direction=normalize_direction(args.direction), axis=args.axis, uncertainty=args.uncertainty)
     print(_table({args.direction: summary}))
+    if args.uncertainty:
+        u = json.loads((Path(args.out) / "metrics.json").read_text())[normalize_direction(args.direction)]["uncertainty"]
+        print(f"uncertainty: AUROC {u['auroc']:.3f} for |error| > {u['threshold']} ({100 * u['error_fraction']:.1f} % of voxels), "
+              f"Spearman rho {u['rho']:.3f}")
     print(f"report: {Path(args.out) / 'report.html'}")
     return EXIT_OK
 
@@ -426,6 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--dicom-out", action="store_true",
                     help="write each translated DICOM series as a new DICOM series (patient/study tags copied, new series UID, "
                          "marked SYNTHETIC) instead of NIfTI")
+    tr.add_argument("--uncertainty", action="store_true",
+                    help="also write a per-voxel uncertainty map beside each output (<stem>_uncertainty<ext>; 2D images: float TIFF), "
+                         "in the output's intensity units; about 2-3x the translation time")
     tr.add_argument("--subjects", help="with a BIDS root as INPUT: only these subjects (comma-separated labels)")
     tr.add_argument("input", help="image, volume, DICOM file/folder, folder of them, or a BIDS root (its *_T1w or *_T2w)")
     tr.add_argument("output", nargs="?",
@@ -440,6 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--ref", required=True, help="reference (true target contrast) image, folder or volume")
     e.add_argument("--mask", help="brain mask(s), matched like --ref; default: automatic foreground mask of the reference")
     e.add_argument("--input", help="the source images that were translated: enables the identity and inverse-histogram baselines")
+    e.add_argument("--uncertainty", action="store_true",
+                   help="also score each prediction's uncertainty map (from translate --uncertainty, found by name beside it): "
+                        "AUROC for |error| > 0.1, Spearman rho, reliability curve")
     e.add_argument("--model", help="run folder or checkpoint: its histogram prior for the baseline, loss curves and progress in the report")
     e.add_argument("--direction", default="t1-to-t2", choices=["t1-to-t2", "t2-to-t1"], help="default t1-to-t2")
     e.add_argument("--axis", default="axial", choices=["axial", "coronal", "sagittal"],

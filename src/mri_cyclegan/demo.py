@@ -47,24 +47,31 @@ def demo_config(minutes: float, context_slices: int = 1, device: str = "auto", s
 def score_demo(translator, split, luts: dict[str, np.ndarray], out: Path | None = None) -> list:
     """Translate the whole T1 and T2 volumes with the model and with the inverse-histogram baseline (through the
     same preprocessing), then score only the held-out slabs: 3D, per slice and through-plane (axis 2)."""
+    from .data.preprocess import robust_range
     from .evaluate import EvaluationSet, baseline_translation, score_pair, to_unit
     from .io import write_nifti
+    from .uncertainty import uncertainty_path
 
     mask = split.test_mask
     results = []
     for direction, src, ref in (("t1_to_t2", split.t1, split.t2), ("t2_to_t1", split.t2, split.t1)):
-        pred = translator.translate(src, direction)
+        pred, unc = translator.translate_with_uncertainty(src, direction)
         base = baseline_translation(src, luts[direction], translator.preprocessor)
         ref_unit, pred_unit, src_unit = to_unit(ref.data), to_unit(pred), to_unit(src.data)
+        lo, hi = robust_range(pred)
+        unc_unit = unc / max(hi - lo, 1e-12)  # the [0, 1] units of the scores (evaluate --uncertainty's rule)
         ev = EvaluationSet(direction, n_examples=3)
         name = f"icbm2009c {direction.replace('_', ' ')}"
         ev.add(name, "model", score_pair(pred_unit, ref_unit, mask))
         ev.add(name, "inverse_histogram", score_pair(to_unit(base), ref_unit, mask))
         ev.add(name, "identity", score_pair(src_unit, ref_unit, mask))
-        ev.add_examples("", pred_unit, ref_unit, split.mask, src_unit)
+        ev.add_uncertainty(name, unc_unit, np.abs(pred_unit - ref_unit), mask)
+        ev.add_examples(name, pred_unit, ref_unit, split.mask, src_unit, unc_unit)
         results.append(ev.result())
         if out is not None:
-            write_nifti(out / f"fake_{direction.split('_')[-1]}.nii.gz", pred, src.affine)
+            fake = out / f"fake_{direction.split('_')[-1]}.nii.gz"
+            write_nifti(fake, pred, src.affine)
+            write_nifti(uncertainty_path(fake), unc, src.affine)
     return results
 
 

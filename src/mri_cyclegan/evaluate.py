@@ -148,29 +148,56 @@ def baseline_translation(volume, lut: np.ndarray, preprocessor) -> np.ndarray:
 class EvaluationSet:
     """Collects scored files per method, and a few example views, for one direction."""
 
-    def __init__(self, direction: str, n_examples: int = 4) -> None:
+    def __init__(self, direction: str, n_examples: int = 4, n_viewers: int = 2) -> None:
         self.direction = direction
         self.n_examples = n_examples
+        self.n_viewers = n_viewers
+        self.viewers: list = []
         self.rows: dict[str, list[dict]] = {}
         self.volume_rows: dict[str, list[dict]] = {}
         self.examples: list = []
+        self.uncertainty_rows: list[dict] = []
+        self._pooled: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add_uncertainty(self, name: str, uncertainty: np.ndarray, error: np.ndarray, mask: np.ndarray) -> None:
+        """Score one file's uncertainty map against its |error| (both in [0, 1] units) inside ``mask``."""
+        from .metrics import uncertainty_scores
+
+        sc = uncertainty_scores(uncertainty, error, mask)
+        self.uncertainty_rows.append({"name": name, "auroc": sc["auroc"], "rho": sc["rho"], "error_fraction": sc["error_fraction"]})
+        self._pooled.append((np.asarray(uncertainty)[mask].astype(np.float32), np.abs(np.asarray(error)[mask]).astype(np.float32)))
+
+    def uncertainty_summary(self) -> dict | None:
+        from .metrics import uncertainty_scores
+
+        if not self._pooled:
+            return None
+        u = np.concatenate([a for a, _ in self._pooled])
+        e = np.concatenate([b for _, b in self._pooled])
+        return {**uncertainty_scores(u, e), "per_image": self.uncertainty_rows}
 
     def add(self, name: str, method: str, scored: Scored) -> None:
         self.rows.setdefault(method, []).extend({"name": name, **r} for r in scored.slices)
         if scored.volume is not None:
             self.volume_rows.setdefault(method, []).append({"name": name, **scored.volume})
 
-    def add_examples(self, name: str, pred: np.ndarray, ref: np.ndarray, mask: np.ndarray, inp: np.ndarray | None) -> None:
+    def add_examples(self, name: str, pred: np.ndarray, ref: np.ndarray | None, mask: np.ndarray, inp: np.ndarray | None,
+                     uncertainty: np.ndarray | None = None) -> None:
+        """Static views (and, for volumes, an interactive viewer) of the first ``n_examples`` files, all [0, 1]."""
         from .report import Example
+        from .viewer import Viewer
 
         if len(self.examples) >= self.n_examples:
             return
         src = inp if inp is not None else np.zeros_like(pred)
         if pred.ndim == 2:
-            self.examples.append(Example(name, src, pred, ref, mask))
+            self.examples.append(Example(name, src, pred, ref, mask, uncertainty))
             return
+        if len(self.viewers) < self.n_viewers:
+            self.viewers.append(Viewer.of(name, mask, input=inp, prediction=pred, reference=ref, uncertainty=uncertainty))
         for label, idx in orthogonal_views(pred, mask):
-            self.examples.append(Example(f"{name} {label}".strip(), view(src, idx), view(pred, idx), view(ref, idx), view(mask, idx)))
+            self.examples.append(Example(f"{name} {label}".strip(), view(src, idx), view(pred, idx), view(ref, idx), view(mask, idx),
+                                         None if uncertainty is None else view(uncertainty, idx)))
 
     def result(self):
         from .report import DirectionResult
@@ -183,7 +210,7 @@ class EvaluationSet:
                               **{m: {x: self.rows[m][k][x] for x in METRICS} for m in methods}})
         per_volume = [{"name": r["name"], **{m: {x: self.volume_rows[m][k][x] for x in VOLUME_METRICS} for m in self.volume_rows}}
                       for k, r in enumerate(self.volume_rows.get(methods[0], []))]
-        return DirectionResult(self.direction, summaries, per_image, self.examples, per_volume)
+        return DirectionResult(self.direction, summaries, per_image, self.examples, per_volume, self.uncertainty_summary(), self.viewers)
 
 
 PROTOCOL = ("each image (whole volume) mapped to [0, 1] by its own 0.5/99.5 percentiles; data range 1; at the reference's "
@@ -194,8 +221,10 @@ PROTOCOL = ("each image (whole volume) mapped to [0, 1] by its own 0.5/99.5 perc
 
 def evaluate_paths(pred: str | Path, ref: str | Path, out: str | Path, mask: str | Path | None = None,
                    input_path: str | Path | None = None, model: str | Path | None = None, direction: str = "t1_to_t2",
-                   n_examples: int = 4, axis: str = "axial") -> dict:
-    """Score predictions against references (and the baselines when the inputs are given); write the report."""
+                   n_examples: int = 4, axis: str = "axial", uncertainty: bool = False) -> dict:
+    """Score predictions against references (and the baselines when the inputs are given); write the report. With
+    ``uncertainty``, each prediction's map (found by name beside it, :func:`mri_cyclegan.uncertainty.uncertainty_path`)
+    is scored against the prediction's error (:func:`uncertainty_quality`)."""
     from .baselines import inverse_histogram_lut, tissue_values
     from .config import DataConfig
     from .data.preprocess import Preprocessor
@@ -205,7 +234,10 @@ def evaluate_paths(pred: str | Path, ref: str | Path, out: str | Path, mask: str
     from .metrics import foreground_mask
     from .report import write_report
 
-    pairs = match_pairs(list_inputs(pred, "--pred"), list_inputs(ref, "--ref"))
+    from .uncertainty import is_uncertainty_map
+
+    pairs = match_pairs([f for f in list_inputs(pred, "--pred") if not is_uncertainty_map(f)], list_inputs(ref, "--ref"))
+    maps = _uncertainty_maps([p for p, _ in pairs]) if uncertainty else {}
     mask_files = dict(match_pairs([p for p, _ in pairs], list_inputs(mask, "--mask"))) if mask else {}
     input_files = dict(match_pairs([p for p, _ in pairs], list_inputs(input_path, "--input"))) if input_path else {}
     config, lut = _model_info(model, direction) if model else (None, None)
@@ -249,12 +281,49 @@ def evaluate_paths(pred: str | Path, ref: str | Path, out: str | Path, mask: str
             base = baseline_translation(ivol, lut, pre)
             base = base if base.ndim == 2 else to_canonical(base, ivol.affine)
             ev.add(p.name, "inverse_histogram", score_pair(to_unit(base), rd_unit, m, ax))
-        ev.add_examples(p.name, pred_unit, rd_unit, m, inp_unit)
+        unc_unit = None
+        if p in maps:
+            unc_unit = _unit_uncertainty(maps[p], pd)
+            if unc_unit.shape != pd.shape:
+                raise InputError(f"uncertainty map {maps[p]} ({unc_unit.shape}) and prediction {p} ({pd.shape}) differ in shape")
+            ev.add_uncertainty(p.name, unc_unit, np.abs(pred_unit - rd_unit), m)
+        ev.add_examples(p.name, pred_unit, rd_unit, m, inp_unit, unc_unit)
     if not usable:
         raise InputError("no image pair has a usable mask (>= 1% of pixels); check --mask")
     res = ev.result()
+    if uncertainty:
+        notes.append(UNCERTAINTY_PROTOCOL)
     write_report(out, [res], notes=notes, run_dir=_run_dir(model))
     return res.summaries
+
+
+UNCERTAINTY_PROTOCOL = ("Uncertainty: each map divided by its prediction's 0.5/99.5 percentile window (the [0, 1] scale of the "
+                        "scores); AUROC for finding the voxels in the mask whose |error| exceeds 0.1, Spearman rho between "
+                        "uncertainty and |error|, and the reliability curve (mean |error| in each tenth of the voxels, "
+                        "ordered by uncertainty); over all scored voxels together and per file.")
+
+
+def _uncertainty_maps(preds: Sequence[Path]) -> dict[Path, Path]:
+    """Each prediction's uncertainty map, found by name beside it; a missing one is an input error."""
+    from .errors import InputError
+    from .uncertainty import uncertainty_path
+
+    found = {p: uncertainty_path(p) for p in preds}
+    missing = [p for p, m in found.items() if not m.is_file()]
+    if missing:
+        raise InputError(f"--uncertainty: no map {found[missing[0]]} beside {missing[0]} ({len(missing)} missing); "
+                         "translate with --uncertainty, or leave --uncertainty out")
+    return found
+
+
+def _unit_uncertainty(path: Path, pred_raw: np.ndarray) -> np.ndarray:
+    """An uncertainty map (canonical order) in the [0, 1] units of its prediction's scores: divided by the width of
+    the prediction's robust window (:func:`to_unit`)."""
+    from .data.preprocess import robust_range
+
+    u, _ = load_canonical(path)
+    lo, hi = robust_range(pred_raw)
+    return np.asarray(u, np.float64) / max(hi - lo, 1e-12)
 
 
 def _model_info(model: str | Path, direction: str):

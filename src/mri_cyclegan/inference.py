@@ -10,6 +10,7 @@ voxel order and intensity scale. Volumes keep shape, affine and header; images k
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,11 @@ from .io.volume import Volume
 from .models import CycleGAN
 from .runtime import autocast, resolve_device, resolve_precision
 from .training.checkpoint import load_checkpoint, load_module
+from .uncertainty import DEFAULT_MEMBERS, Member, members, spread, uncertainty_path
 
 log = logging.getLogger(__name__)
 
+OTHER_DIRECTION = {"t1_to_t2": "t2_to_t1", "t2_to_t1": "t1_to_t2"}
 DIRECTION_ALIASES = {"t1-to-t2": "t1_to_t2", "t2-to-t1": "t2_to_t1", "t1_to_t2": "t1_to_t2", "t2_to_t1": "t2_to_t1"}
 
 
@@ -95,10 +98,25 @@ class Translator:
         with autocast(self.device, self.precision):
             return self.model.generator(direction)(x.to(self.device)).float().cpu()
 
-    def _predict(self, windows: torch.Tensor, direction: str) -> torch.Tensor:
-        """(N, K, h, w) windows of one slice size -> (N, K, h, w) predictions, in chunks of ``batch_size``."""
-        return torch.cat([apply_whole(lambda t: self._forward(t, direction), chunk, self.model.size_multiple, self.max_pixels)
-                          for chunk in windows.split(self.batch_size)], 0)
+    def _whole(self, x: torch.Tensor, direction: str) -> torch.Tensor:
+        """(n, K, h, w) windows of any size -> predictions (padded to the generator's multiple, or tiled)."""
+        return apply_whole(lambda t: self._forward(t, direction), x, self.model.size_multiple, self.max_pixels)
+
+    def _predict(self, windows: torch.Tensor, direction: str, which: Sequence[Member] = ()) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(N, K, h, w) windows of one slice size -> (N, K, h, w) predictions and the uncertainty members' predictions
+        (:mod:`mri_cyclegan.uncertainty`), in chunks of ``batch_size``."""
+        preds: list[torch.Tensor] = []
+        others: list[list[torch.Tensor]] = []
+        g = self.model.generator(direction)
+        prior = None
+        if g.prior is not None:
+            def prior(t: torch.Tensor) -> torch.Tensor:
+                return g.calibration(g.prior(t.to(self.device))).float().cpu()
+        reverse = OTHER_DIRECTION[direction]
+        for chunk in windows.split(self.batch_size):
+            preds.append(self._whole(chunk, direction))
+            others.append(members(chunk, lambda t: self._whole(t, direction), which, prior, lambda t: self._whole(t, reverse)))
+        return torch.cat(preds, 0), [torch.cat(m, 0) for m in zip(*others)]
 
     def _fuse(self, preds: torch.Tensor) -> np.ndarray:
         """(D, K, h, w) predictions of one stack's windows -> (D, h, w). With K > 1 context slices, slice z is the
@@ -121,36 +139,63 @@ class Translator:
     @torch.inference_mode()
     def translate_stack(self, stack: np.ndarray, direction: str) -> np.ndarray:
         """(D, h, w) model-space slices of one file -> (D, h, w) translated slices."""
-        direction = normalize_direction(direction)
-        return self._fuse(self._predict(self._windows(stack), direction))
+        return self.translate_stacks([stack], direction)[0]
 
-    @torch.inference_mode()
     def translate_stacks(self, stacks: list[np.ndarray], direction: str) -> list[np.ndarray]:
         """Several files' model-space stacks at once: windows of the same slice size are batched together across
         files (a folder of same-size images, or volumes sharing a grid, fills each batch), so results equal
         :meth:`translate_stack` file by file (instance norm is per sample) while the device sees full batches."""
+        return [p for p, _ in self.translate_stacks_with_members(stacks, direction, ())]
+
+    @torch.inference_mode()
+    def translate_stacks_with_members(self, stacks: list[np.ndarray], direction: str,
+                                      which: Sequence[Member]) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+        """Like :meth:`translate_stacks`, with each stack's uncertainty-member predictions (model space, fused like
+        the translation): [(translation (D, h, w), [member (D, h, w), ...]), ...]."""
         direction = normalize_direction(direction)
         windows = [self._windows(s) for s in stacks]
-        preds: list[torch.Tensor | None] = [None] * len(stacks)
+        preds: list[tuple[torch.Tensor, list[torch.Tensor]] | None] = [None] * len(stacks)
         by_shape: dict[tuple[int, int], list[int]] = {}
         for i, w in enumerate(windows):
             by_shape.setdefault(tuple(w.shape[-2:]), []).append(i)
         for ids in by_shape.values():
-            out = self._predict(torch.cat([windows[i] for i in ids], 0), direction)
-            for i, part in zip(ids, out.split([windows[i].shape[0] for i in ids], 0)):
-                preds[i] = part
-        return [self._fuse(p) for p in preds]
+            out, others = self._predict(torch.cat([windows[i] for i in ids], 0), direction, which)
+            sizes = [windows[i].shape[0] for i in ids]
+            parts = [o.split(sizes, 0) for o in others]
+            for j, (i, part) in enumerate(zip(ids, out.split(sizes, 0))):
+                preds[i] = (part, [p[j] for p in parts])
+        return [(self._fuse(p), [self._fuse(m) for m in ms]) for p, ms in preds]
 
     def translate_many(self, volumes: list[Volume], direction: str) -> list[np.ndarray]:
         """Like :meth:`translate` for several volumes/images, batched across them (:meth:`translate_stacks`)."""
+        return [data for data, _ in self.translate_many_with_uncertainty(volumes, direction, ())]
+
+    def translate_many_with_uncertainty(self, volumes: list[Volume], direction: str,
+                                        which: Sequence[Member] = DEFAULT_MEMBERS) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """[(translation, uncertainty or None when ``which`` is empty), ...] on each file's grid: the translation in the
+        file's intensity scale, the uncertainty (:func:`mri_cyclegan.uncertainty.spread`) in the same units."""
         forwards = [self.preprocessor.forward(v) for v in volumes]
-        outs = self.translate_stacks([stack for stack, _ in forwards], direction)
-        return [self.preprocessor.inverse(o, geom) for o, (_, geom) in zip(outs, forwards)]
+        outs = self.translate_stacks_with_members([stack for stack, _ in forwards], direction, which)
+        results = []
+        for (pred, others), (_, geom) in zip(outs, forwards):
+            unc = None
+            if others:
+                u = spread(torch.from_numpy(pred), [torch.from_numpy(o) for o in others]).numpy()
+                unc = self.preprocessor.inverse_magnitude(u, geom)
+            results.append((self.preprocessor.inverse(pred, geom), unc))
+        return results
 
     def translate(self, volume: Volume, direction: str) -> np.ndarray:
         """A volume or 2D image (raw intensities) -> translated data on its own grid and intensity scale."""
-        stack, geom = self.preprocessor.forward(volume)
-        return self.preprocessor.inverse(self.translate_stack(stack, direction), geom)
+        return self.translate_many([volume], direction)[0]
+
+    def translate_with_uncertainty(self, volume: Volume, direction: str,
+                                   which: Sequence[Member] = DEFAULT_MEMBERS) -> tuple[np.ndarray, np.ndarray]:
+        """(translation, per-voxel uncertainty), both on the input's grid, in the translation's intensity units. The
+        translation equals :meth:`translate`'s."""
+        data, unc = self.translate_many_with_uncertainty([volume], direction, which)[0]
+        assert unc is not None
+        return data, unc
 
     def translate_image(self, image: np.ndarray, direction: str) -> np.ndarray:
         """Raw 2D intensities -> translated intensities on the input's intensity scale."""
@@ -184,7 +229,8 @@ def _output_for(f: Path, src_root: Path, out_root: Path, single: bool, named: bo
     return out_root / rel
 
 
-def plan_outputs(input_path: str | Path, output_path: str | Path, overwrite: bool = False, dicom_out: bool = False) -> list[tuple[Path, Path]]:
+def plan_outputs(input_path: str | Path, output_path: str | Path, overwrite: bool = False, dicom_out: bool = False,
+                 uncertainty: bool = False) -> list[tuple[Path, Path]]:
     """(input, output) pairs for ``translate``, checked before any work is done.
 
     A single file goes to ``output_path`` (a file name, or into it as a folder); a folder's files go to the
@@ -229,20 +275,23 @@ def plan_outputs(input_path: str | Path, output_path: str | Path, overwrite: boo
         if named and not is_volume(f):  # only a named output can change the format (a folder keeps each file's)
             check_writable(dst, read_image(f)[1].dtype)
         plan.append((f, dst))
-    return check_plan(plan, overwrite, inputs)
+    return check_plan(plan, overwrite, inputs, uncertainty=uncertainty)
 
 
-def companions(dst: Path, sidecar: bool = False) -> list[Path]:
+def companions(dst: Path, sidecar: bool = False, uncertainty: bool = False) -> list[Path]:
     """The files a writer creates beside ``dst``: the data file of a detached .mhd/.nhdr header (SimpleITK names it
-    <stem>.raw), a BIDS JSON sidecar."""
+    <stem>.raw), a BIDS JSON sidecar, the uncertainty map (and its own data file)."""
     name = dst.name.lower()
     out = [dst.with_suffix(".raw")] if name.endswith((".mhd", ".nhdr")) else []
     if sidecar:
         out.append(dst.with_name(dst.name.removesuffix(".nii.gz").removesuffix(".nii") + ".json"))
+    if uncertainty:
+        out += [uncertainty_path(dst), *companions(uncertainty_path(dst))]
     return out
 
 
-def check_plan(plan: list[tuple[Path, Path]], overwrite: bool, inputs: set[Path] | None = None, sidecars: bool = False) -> list[tuple[Path, Path]]:
+def check_plan(plan: list[tuple[Path, Path]], overwrite: bool, inputs: set[Path] | None = None, sidecars: bool = False,
+               uncertainty: bool = False) -> list[tuple[Path, Path]]:
     """Every file the plan writes (outputs and their companions) checked before any work: no two inputs write one
     path, nothing written is an input or another volume's data file, and existing outputs need ``overwrite``."""
     from .io.formats import own_data_files
@@ -251,7 +300,7 @@ def check_plan(plan: list[tuple[Path, Path]], overwrite: bool, inputs: set[Path]
     writer: dict[Path, Path] = {}
     existing: list[Path] = []
     for f, dst in plan:
-        for path in (dst, *companions(dst, sidecars)):
+        for path in (dst, *companions(dst, sidecars, uncertainty)):
             key = path.resolve()
             if key in writer:
                 raise InputError(f"{writer[key]} and {f} would both be written to {path}; translate them into separate folders or rename one")
@@ -259,7 +308,8 @@ def check_plan(plan: list[tuple[Path, Path]], overwrite: bool, inputs: set[Path]
             if key in inputs:
                 raise InputError(f"output {path} is one of the inputs; translating would overwrite it. Choose another output")
             if path.exists() or path.is_symlink():
-                if path != dst and path.suffix == ".raw" and path.name not in own_data_files(dst):
+                header = uncertainty_path(dst) if uncertainty and path.name in own_data_files(uncertainty_path(dst)) else dst
+                if path != dst and path.suffix == ".raw" and path.name not in own_data_files(header):
                     raise InputError(f"{dst} would write its data file {path}, which already exists and is not that header's own; "
                                      "choose another output name")
                 existing.append(path)
@@ -288,7 +338,8 @@ def _write(dst: Path, f: Path, result, info, direction: str) -> Path:
     return write_image(dst, result, info.dtype)
 
 
-def plan_bids(root: str | Path, output_path: str | Path | None, direction: str, subjects: list[str] | None, overwrite: bool) -> list[tuple[Path, Path]]:
+def plan_bids(root: str | Path, output_path: str | Path | None, direction: str, subjects: list[str] | None, overwrite: bool,
+              uncertainty: bool = False) -> list[tuple[Path, Path]]:
     """A BIDS dataset's source-contrast images -> their BIDS-derivatives names under ``output_path``
     (default ROOT/derivatives/mri-cyclegan)."""
     from .io.bids import PIPELINE, SUFFIX, derivative_path, find_bids
@@ -297,7 +348,7 @@ def plan_bids(root: str | Path, output_path: str | Path | None, direction: str, 
     out_root = Path(output_path) if output_path else r / "derivatives" / PIPELINE
     files = find_bids(r, SUFFIX[direction[:2]], subjects)
     plan = [(f, derivative_path(r, out_root, f, SUFFIX[direction[-2:]])) for f in files]
-    return check_plan(plan, overwrite, sidecars=True)
+    return check_plan(plan, overwrite, sidecars=True, uncertainty=uncertainty)
 
 
 def _slice_count(volume: Volume, axis: str) -> int:
@@ -313,7 +364,19 @@ def _slice_count(volume: Volume, axis: str) -> int:
     return int(volume.data.shape[-1])
 
 
-def _write_and_finish(dst: Path, f: Path, result, info, direction: str, finish) -> Path:
+def _write_uncertainty(dst: Path, f: Path, unc: np.ndarray, like: Volume | None) -> Path:
+    """The uncertainty map beside output ``dst``: float32, on the output's grid (volumes keep the affine)."""
+    path = uncertainty_path(dst)
+    if like is None:
+        return write_image(path, unc, "float32")
+    from .io.formats import write_map
+
+    return write_map(path, unc, like)
+
+
+def _write_and_finish(dst: Path, f: Path, result, info, direction: str, finish, unc=None) -> Path:
+    if unc is not None:
+        _write_uncertainty(dst, f, unc, result if is_volume(f) else None)
     path = _write(dst, f, result, info, direction)
     if finish is not None:
         finish(path, f)
@@ -322,14 +385,15 @@ def _write_and_finish(dst: Path, f: Path, result, info, direction: str, finish) 
 
 def translate_path(translator: Translator, input_path: str | Path, output_path: str | Path | None, direction: str, progress: bool = True,
                    overwrite: bool = False, prefetch: int = 2, dicom_out: bool = False, subjects: list[str] | None = None,
-                   model_name: str = "") -> list[Path]:
+                   model_name: str = "", uncertainty: Sequence[Member] = ()) -> list[Path]:
     """Translate an image, a volume, a DICOM series, or a folder of them; returns the paths written. A BIDS root
     is translated into a BIDS-derivatives dataset (``subjects`` restricts it), each image with a JSON sidecar.
 
     Reading and writing overlap with compute: while the model translates, worker threads read the next
     ``prefetch`` files and write the previous results (at most ``prefetch`` results wait to be written). Files
     are translated in groups of about ``translator.batch_size`` slices, whose same-size slices share batches
-    (:meth:`Translator.translate_stacks`): a folder of images, or volumes smaller than a batch, fill the device."""
+    (:meth:`Translator.translate_stacks`): a folder of images, or volumes smaller than a batch, fill the device.
+    With ``uncertainty`` members, each output gets its uncertainty map beside it (:func:`uncertainty_path`)."""
     import time
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
@@ -341,13 +405,13 @@ def translate_path(translator: Translator, input_path: str | Path, output_path: 
     direction = normalize_direction(direction)
     bids = is_bids_root(input_path)
     if bids:
-        plan = plan_bids(input_path, output_path, direction, subjects, overwrite)
+        plan = plan_bids(input_path, output_path, direction, subjects, overwrite, bool(uncertainty))
     elif output_path is None:
         raise InputError("name an OUTPUT file or folder (only a BIDS dataset as INPUT has a default output)")
     elif subjects:
         raise InputError(f"--subjects selects subjects of a BIDS dataset, but {input_path} is not one")
     else:
-        plan = plan_outputs(input_path, output_path, overwrite, dicom_out)
+        plan = plan_outputs(input_path, output_path, overwrite, dicom_out, bool(uncertainty))
     if bids:
         from . import __version__
         from .io.bids import write_dataset_description, write_sidecar
@@ -379,12 +443,13 @@ def translate_path(translator: Translator, input_path: str | Path, output_path: 
 
         def flush() -> None:
             volumes = [loaded if is_volume(f) else Volume(loaded[0]) for f, _, loaded in group]
-            for (f, dst, loaded), vol, data in zip(group, volumes, translator.translate_many(volumes, direction)):
+            outs = translator.translate_many_with_uncertainty(volumes, direction, uncertainty)
+            for (f, dst, loaded), vol, (data, unc) in zip(group, volumes, outs):
                 if is_volume(f):
                     result, info = Volume(data=data, affine=vol.affine, header=vol.header, path=None), None
                 else:
                     result, info = data, loaded[1]
-                writes.append(io.submit(_write_and_finish, dst, f, result, info, direction, finish))
+                writes.append(io.submit(_write_and_finish, dst, f, result, info, direction, finish, unc))
                 bar.update(1)
             group.clear()
             while len(writes) > max(1, prefetch):

@@ -110,3 +110,53 @@ def score(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None, nor
     m = foreground_mask(ref) if mask is None else np.asarray(mask, bool)
     p, r = (normalize_in_mask(pred, m), normalize_in_mask(ref, m)) if normalize else (np.asarray(pred), np.asarray(ref))
     return {"psnr": psnr(p, r, 1.0, m), "ssim": ssim(p, r, 1.0, m), "mae": mae(p, r, 1.0, m)}
+
+
+# ---------------------------------------------------------------------------------------------- uncertainty
+ERROR_THRESHOLD = 0.1  # a voxel is "wrong" when |error| exceeds this fraction of the data range (uncertainty scores)
+
+
+def _flat(uncertainty: np.ndarray, error: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    u, e, m = _prep(uncertainty, error, mask)
+    u, e = u[m], np.abs(e[m])
+    if not (np.isfinite(u).all() and np.isfinite(e).all()):
+        raise ValueError("uncertainty and error must be finite inside the mask")
+    return u, e
+
+
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` for finding the True ``labels`` (ties count one half): the probability
+    that a random positive scores above a random negative (Mann-Whitney U / (n_pos n_neg)). NaN without both classes."""
+    from scipy.stats import rankdata
+
+    s, y = np.asarray(scores, np.float64).ravel(), np.asarray(labels, bool).ravel()
+    if s.shape != y.shape:
+        raise ValueError(f"scores and labels differ in size: {s.size} vs {y.size}")
+    n_pos = int(y.sum())
+    n_neg = y.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(s)  # average ranks for ties
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def uncertainty_scores(uncertainty: np.ndarray, error: np.ndarray, mask: np.ndarray | None = None,
+                       threshold: float = ERROR_THRESHOLD, bins: int = 10) -> dict:
+    """How well a per-voxel ``uncertainty`` points at the per-voxel ``error`` (data range 1; its absolute value is
+    used) inside the mask: ``auroc`` for finding voxels with |error| > ``threshold``, Spearman ``rho`` between
+    uncertainty and |error|, the share of such voxels (``error_fraction``), and a reliability curve: the mean |error|
+    and mean uncertainty in each of ``bins`` uncertainty quantile bins (lowest first)."""
+    from scipy.stats import spearmanr
+
+    u, e = _flat(uncertainty, error, mask)
+    rho = float(spearmanr(u, e).statistic) if u.size > 1 and np.ptp(u) > 0 and np.ptp(e) > 0 else float("nan")
+    order = np.argsort(u, kind="stable")
+    parts = np.array_split(order, bins)
+    return {
+        "auroc": auroc(u, e > threshold),
+        "rho": rho,
+        "error_fraction": float((e > threshold).mean()),
+        "threshold": threshold,
+        "reliability": {"mean_uncertainty": [float(u[p].mean()) if p.size else float("nan") for p in parts],
+                        "mean_error": [float(e[p].mean()) if p.size else float("nan") for p in parts]},
+    }

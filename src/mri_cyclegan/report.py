@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .io.atomic import atomic_path
+from .viewer import ERROR_VMAX, Viewer, viewer_html, viewer_script
 
 METHOD_LABELS = {"model": "CycleGAN (this model)", "identity": "identity (input as output)", "inverse_histogram": "inverse histogram matching"}
 
@@ -24,6 +25,7 @@ class Example:
     prediction: np.ndarray
     reference: np.ndarray
     mask: np.ndarray
+    uncertainty: np.ndarray | None = None  # [0, 1] units of the prediction
 
 
 @dataclass
@@ -33,6 +35,8 @@ class DirectionResult:
     per_image: list[dict[str, Any]] = field(default_factory=list)
     examples: list[Example] = field(default_factory=list)
     per_volume: list[dict[str, Any]] = field(default_factory=list)
+    uncertainty: dict[str, Any] | None = None  # metrics.uncertainty_scores over all voxels, and "per_image" rows
+    viewers: list[Viewer] = field(default_factory=list)
 
 
 def _png_b64(arr: np.ndarray) -> str:
@@ -48,7 +52,7 @@ def _gray(x: np.ndarray, scale: int = 1) -> np.ndarray:
     return np.kron(a, np.ones((scale, scale), np.uint8)) if scale > 1 else a
 
 
-def _error_rgb(err: np.ndarray, mask: np.ndarray, vmax: float = 0.25, scale: int = 1) -> np.ndarray:
+def _error_rgb(err: np.ndarray, mask: np.ndarray, vmax: float = ERROR_VMAX, scale: int = 1) -> np.ndarray:
     import matplotlib
 
     cmap = matplotlib.colormaps["magma"]
@@ -89,20 +93,44 @@ def _table(res: DirectionResult) -> str:
 
 
 def _examples(res: DirectionResult) -> str:
-    out = ['<table class="examples"><tr><th>view (native resolution)</th><th>input</th><th>prediction</th><th>reference</th><th>|error| (0–0.25)</th></tr>']
+    with_unc = any(ex.uncertainty is not None for ex in res.examples)
+    vmax = max((float(np.percentile(ex.uncertainty[ex.mask], 99)) for ex in res.examples if ex.uncertainty is not None and ex.mask.any()),
+               default=1.0) or 1.0
+    out = ['<table class="examples"><tr><th>view (native resolution)</th><th>input</th><th>prediction</th><th>reference</th>'
+           f'<th>|error| (0–{ERROR_VMAX})</th>' + (f"<th>uncertainty (0–{vmax:.3g})</th>" if with_unc else "") + "</tr>"]
     for ex in res.examples:
         err = np.abs(ex.prediction - ex.reference)
+        unc = f"<td>{_img(_error_rgb(ex.uncertainty, ex.mask, vmax), 'uncertainty')}</td>" if ex.uncertainty is not None else ""
         out.append(
             f"<tr><td>{html.escape(ex.name)}</td><td>{_img(_gray(ex.input), 'input')}</td><td>{_img(_gray(ex.prediction), 'prediction')}</td>"
-            f"<td>{_img(_gray(ex.reference), 'reference')}</td><td>{_img(_error_rgb(err, ex.mask), 'absolute error')}</td></tr>"
+            f"<td>{_img(_gray(ex.reference), 'reference')}</td><td>{_img(_error_rgb(err, ex.mask), 'absolute error')}</td>{unc}</tr>"
         )
     out.append("</table>")
     return "".join(out)
 
 
+def _uncertainty_section(res: DirectionResult) -> str:
+    """AUROC / rho over all voxels, per file, and the reliability curve as a small table."""
+    u = res.uncertainty
+    if not u:
+        return ""
+    rel = u["reliability"]
+    cells = "".join(f"<td>{e:.3f}</td>" for e in rel["mean_error"])
+    ucells = "".join(f"<td>{m:.3f}</td>" for m in rel["mean_uncertainty"])
+    per = "".join(f"<tr><td>{html.escape(r['name'])}</td><td>{r['auroc']:.3f}</td><td>{r['rho']:.3f}</td><td>{100 * r['error_fraction']:.1f} %</td></tr>"
+                  for r in u["per_image"])
+    return (f"<h3>Uncertainty</h3><table class='uncertainty'><tr><th></th><th>AUROC (|error| &gt; {u['threshold']})</th><th>Spearman ρ</th>"
+            f"<th>voxels with |error| &gt; {u['threshold']}</th></tr><tr><th>all voxels</th><td>{u['auroc']:.3f}</td><td>{u['rho']:.3f}</td>"
+            f"<td>{100 * u['error_fraction']:.1f} %</td></tr>{per}</table>"
+            f"<p class='note'>Reliability: mean |error| in each tenth of the voxels, from the least to the most uncertain "
+            f"(it should rise from left to right).</p><table class='reliability'><tr><th>mean uncertainty</th>{ucells}</tr>"
+            f"<tr><th>mean |error|</th>{cells}</tr></table>")
+
+
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:center}
-th{background:#f4f4f4}img{image-rendering:pixelated;max-width:100%}.note{color:#555;font-size:90%}"""
+th{background:#f4f4f4}img{image-rendering:pixelated;max-width:100%}.note{color:#555;font-size:90%}
+.viewer canvas{image-rendering:pixelated;cursor:crosshair}.viewer td{padding:2px}.viewer .controls label{margin-right:1.5em}"""
 
 
 def write_report(out_dir: str | Path, results: list[DirectionResult], title: str = "mri-cyclegan evaluation",
@@ -110,7 +138,8 @@ def write_report(out_dir: str | Path, results: list[DirectionResult], title: str
     """Write ``metrics.json`` and a self-contained ``report.html`` into ``out_dir``; returns the HTML path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    metrics: dict[str, Any] = {r.direction: {**r.summaries, "per_image": r.per_image, **({"per_volume": r.per_volume} if r.per_volume else {})}
+    metrics: dict[str, Any] = {r.direction: {**r.summaries, "per_image": r.per_image, **({"per_volume": r.per_volume} if r.per_volume else {}),
+                                             **({"uncertainty": r.uncertainty} if r.uncertainty else {})}
                                for r in results}
     metrics.update(extra or {})
     _atomic_write(out / "metrics.json", json.dumps(metrics, indent=2))
@@ -118,10 +147,17 @@ def write_report(out_dir: str | Path, results: list[DirectionResult], title: str
              f"<h1>{html.escape(title)}</h1>"]
     for n in notes or []:
         parts.append(f'<p class="note">{html.escape(n)}</p>')
+    viewers: list[Viewer] = []
     for r in results:
         parts.append(f"<h2>{html.escape(r.direction.replace('_', ' '))}</h2>{_table(r)}")
+        parts.append(_uncertainty_section(r))
         if r.examples:
             parts.append(_examples(r))
+        for v in r.viewers:
+            parts.append(viewer_html(v, f"{r.direction}-{len(viewers)}"))
+            viewers.append(v)
+    if viewers:
+        parts.append(f"<script>{viewer_script()}</script>")
     if run_dir is not None:
         rd = Path(run_dir)
         if (rd / "losses.png").is_file():

@@ -230,16 +230,25 @@ class Preprocessor:
 
     def inverse(self, stack: np.ndarray, geom: Geometry) -> np.ndarray:
         """Model-space slices (D, h, w) -> data on the file's grid, in its voxel order and intensity scale."""
-        from ..io.nifti import from_canonical, stack as stack_slices
+        return self._to_file_grid(denormalize(self._to_plane(stack, geom), geom.lo, geom.hi), geom)
 
+    def inverse_magnitude(self, stack: np.ndarray, geom: Geometry) -> np.ndarray:
+        """Model-space magnitudes (D, h, w) >= 0 (an uncertainty, an error) -> the file's grid in its intensity units:
+        the same geometry as :meth:`inverse`, the window's scale without its offset, never below 0."""
+        plane = np.maximum(self._to_plane(stack, geom), 0.0)  # bicubic resampling can undershoot
+        return self._to_file_grid((plane * (0.5 * (geom.hi - geom.lo))).astype(np.float32), geom)
+
+    def _to_plane(self, stack: np.ndarray, geom: Geometry) -> np.ndarray:
         stack = np.asarray(stack, dtype=np.float32)
         if stack.shape[1:] != geom.model_shape:
             raise ValueError(f"model-space slices have shape {stack.shape[1:]}, expected {geom.model_shape}")
         if geom.placement is not None:
-            stack = np.stack([unfit(s, geom.placement) for s in stack])
-        else:
-            stack = resize_stack(stack, geom.plane_shape)
-        data = denormalize(stack, geom.lo, geom.hi)
+            return np.stack([unfit(s, geom.placement) for s in stack])
+        return resize_stack(stack, geom.plane_shape)
+
+    def _to_file_grid(self, data: np.ndarray, geom: Geometry) -> np.ndarray:
+        from ..io.nifti import from_canonical, stack as stack_slices
+
         if not geom.is_volume:
             return data[0]
         return from_canonical(stack_slices(list(data), self.cfg.axis), geom.affine)

@@ -306,3 +306,18 @@ def write_volume(path: str | Path, volume: Volume) -> Path:
     if fmt == "itk":
         return write_itk(p, volume.data, volume.affine, volume.header)
     raise InputError(f"cannot write a volume as {p}; name it .nii.gz, .mgz, .nrrd or .mha")
+
+
+def write_map(path: str | Path, data: np.ndarray, like: Volume, description: str = "uncertainty (mri-cyclegan)") -> Path:
+    """A float32 map (an uncertainty, an error) on the grid of ``like`` in the format named by ``path``: the affine
+    kept, and a NIfTI header's units, codes and shape kept, with the values stored as float32 without scaling."""
+    import nibabel as nib
+
+    p = Path(path)
+    if volume_format(p) == "nifti" and isinstance(like.header, nib.Nifti1Header):
+        hdr = like.header.copy()
+        hdr.set_data_dtype(np.float32)
+        hdr.set_slope_inter(np.nan, np.nan)
+        hdr["descrip"] = description.encode()[:80]
+        return write_nifti(p, data, like.affine, hdr)
+    return write_volume(p, Volume(data=np.asarray(data, np.float32), affine=like.affine, header=None, path=None))
