@@ -69,11 +69,15 @@ def checkpoint(work: Path, case: str, args) -> Path:
 
 # estimator -> members (the spread is over these members' predictions)
 SUBSETS = {
-    "flip": ("flip",), "shift": ("shift",), "gain": ("gain",), "prior": ("prior",), "cycle": ("cycle",),
-    "flip+gain": ("flip", "gain"), "shift+gain": ("shift", "gain"), "flip+shift": ("flip", "shift"),
-    "flip+gain+prior": ("flip", "gain", "prior"), "flip+shift+gain": ("flip", "shift", "gain"),
+    "flip": ("flip",), "shift": ("shift",), "gain": ("gain",), "offset": ("offset",), "edge": ("edge",), "prior": ("prior",),
+    "cycle": ("cycle",), "flip+shift": ("flip", "shift"), "flip+gain": ("flip", "gain"), "flip+offset": ("flip", "offset"),
+    "prior+edge": ("prior", "edge"), "prior+flip": ("prior", "flip"), "prior+shift": ("prior", "shift"),
+    "prior+flip+edge": ("prior", "flip", "edge"), "prior+shift+edge": ("prior", "shift", "edge"),
+    "prior+flip+offset": ("prior", "flip", "offset"), "prior+flip+shift+edge": ("prior", "flip", "shift", "edge"),
 }
-ALL = ("flip", "shift", "gain", "prior", "cycle")
+ALL = ("flip", "shift", "gain", "offset", "edge", "prior", "cycle")
+# how many member predictions each member gives (its slice of the list translate_stacks_with_members returns)
+N_OUT = {"flip": 1, "shift": 1, "gain": 2, "offset": 2, "edge": 2, "prior": 1, "cycle": 1}
 
 
 def test_volumes(case: str, cfg):
@@ -94,6 +98,7 @@ def test_volumes(case: str, cfg):
 
 def score_case(case: str, ckpt: Path) -> dict:
     import torch
+    from scipy import ndimage
 
     from mri_cyclegan.evaluate import to_unit
     from mri_cyclegan.inference import Translator
@@ -109,7 +114,9 @@ def score_case(case: str, ckpt: Path) -> dict:
         t0 = time.perf_counter()
         pred, others = tr.translate_stacks_with_members([stack], direction, members)[0]
         seconds = time.perf_counter() - t0
-        by_name = {"flip": [others[0]], "shift": [others[1]], "gain": others[2:4], "prior": [others[4]], "cycle": [others[5]]}
+        by_name, k = {}, 0
+        for name in ALL:
+            by_name[name], k = others[k : k + N_OUT[name]], k + N_OUT[name]
         pred_file = tr.preprocessor.inverse(pred, geom)
         ref = vols[b].data
         p_unit, r_unit = to_unit(pred_file), to_unit(ref)
@@ -124,6 +131,8 @@ def score_case(case: str, ckpt: Path) -> dict:
             r = {"auroc": sc["auroc"], "rho": sc["rho"], "reliability": sc["reliability"]["mean_error"]}
             if core is not None:
                 r["lesion_ratio"] = float(u_file[core].mean() / max(u_file[shell].mean(), 1e-12))
+                inner = ndimage.binary_erosion(core, iterations=1)  # the lesion minus its outer voxel layer
+                r["lesion_interior_ratio"] = float(u_file[inner].mean() / max(u_file[shell].mean(), 1e-12)) if inner.any() else float("nan")
                 r["lesion_error"] = float(error[core].mean())
             row[name] = r
         out[direction] = row
@@ -183,7 +192,7 @@ def main() -> None:
 
 
 def print_table(results: dict) -> None:
-    keys = ("auroc", "rho", "lesion_ratio")
+    keys = ("auroc", "rho", "lesion_ratio", "lesion_interior_ratio")
     print(f"\n{'case':<5} {'direction':<9} {'estimator':<16} " + " ".join(f"{k:>12}" for k in keys))
     for case, res in results["cases"].items():
         for d, row in res.items():

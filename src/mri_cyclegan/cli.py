@@ -435,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "marked SYNTHETIC) instead of NIfTI")
     tr.add_argument("--uncertainty", action="store_true",
                     help="also write a per-voxel uncertainty map beside each output (<stem>_uncertainty<ext>; 2D images: float TIFF), "
-                         "in the output's intensity units; about 2-3x the translation time")
+                         "in the output's intensity units; about twice the translation time")
     tr.add_argument("--subjects", help="with a BIDS root as INPUT: only these subjects (comma-separated labels)")
     tr.add_argument("input", help="image, volume, DICOM file/folder, folder of them, or a BIDS root (its *_T1w or *_T2w)")
     tr.add_argument("output", nargs="?",

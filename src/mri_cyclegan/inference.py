@@ -109,13 +109,16 @@ class Translator:
         others: list[list[torch.Tensor]] = []
         g = self.model.generator(direction)
         prior = None
+        if g.prior is None and Member.PRIOR in which:  # a model trained without a prior (--prior none): nothing to compare
+            which = [m for m in which if m is not Member.PRIOR]
+            log.info("uncertainty: this model has no lookup-table prior; the map leaves the prior member out")
         if g.prior is not None:
             def prior(t: torch.Tensor) -> torch.Tensor:
                 return g.calibration(g.prior(t.to(self.device))).float().cpu()
         reverse = OTHER_DIRECTION[direction]
         for chunk in windows.split(self.batch_size):
             preds.append(self._whole(chunk, direction))
-            others.append(members(chunk, lambda t: self._whole(t, direction), which, prior, lambda t: self._whole(t, reverse)))
+            others.append(members(chunk, lambda t: self._whole(t, direction), which, prior, lambda t: self._whole(t, reverse), preds[-1]))
         return torch.cat(preds, 0), [torch.cat(m, 0) for m in zip(*others)]
 
     def _fuse(self, preds: torch.Tensor) -> np.ndarray:

@@ -19,6 +19,11 @@ Members (each costs one more generator pass unless said otherwise):
 - ``gain``: the input's intensities scaled by 1 +- ``GAIN`` about the background (two passes): how much the output
   hinges on exactly where the intensity window fell; large where a small intensity change moves a voxel between
   tissue classes (partial volume, lesions whose intensity sits between classes);
+- ``offset``: the input's intensities moved by +- ``OFFSET`` (two passes): like ``gain`` but the same everywhere,
+  dark tissue included;
+- ``edge``: the translation itself moved by half a voxel along each in-plane axis (no generator pass): where the exact
+  position of an edge is unknown by half a voxel (partial volume, resampling), the intensity there is unknown by half
+  the step across it;
 - ``prior``: the lookup table alone (no generator pass): where the network moved away from the prior;
 - ``cycle``: the translation of the input's cycle reconstruction G(G'(G(x))) (two passes).
 """
@@ -32,19 +37,24 @@ from pathlib import Path
 import torch
 
 GAIN = 0.05  # intensity gain perturbation of the ``gain`` member (5 % of the window)
+OFFSET = 0.05  # intensity offset of the ``offset`` member (model units: 2.5 % of the window)
 
 
 class Member(str, Enum):
     FLIP = "flip"
     SHIFT = "shift"
     GAIN = "gain"
+    OFFSET = "offset"
+    EDGE = "edge"
     PRIOR = "prior"
     CYCLE = "cycle"
 
 
-DEFAULT_MEMBERS: tuple[Member, ...] = (Member.FLIP, Member.GAIN)  # chosen by benchmarks/uncertainty.py (docs/uncertainty.md)
+# chosen by benchmarks/uncertainty.py (docs/uncertainty.md): the best AUROC on the demo's held-out slabs and the lesion
+# cases for one extra generator pass; intensity perturbations (gain, offset) pointed away from the errors
+DEFAULT_MEMBERS: tuple[Member, ...] = (Member.PRIOR, Member.FLIP, Member.EDGE)
 # generator passes per member (for the cost model and the docs)
-PASSES = {Member.FLIP: 1, Member.SHIFT: 1, Member.GAIN: 2, Member.PRIOR: 0, Member.CYCLE: 2}
+PASSES = {Member.FLIP: 1, Member.SHIFT: 1, Member.GAIN: 2, Member.OFFSET: 2, Member.EDGE: 0, Member.PRIOR: 0, Member.CYCLE: 2}
 
 
 def parse_members(spec: str | Sequence[str]) -> tuple[Member, ...]:
@@ -65,13 +75,19 @@ def gain(x: torch.Tensor, g: float) -> torch.Tensor:
     return ((x + 1.0) * (1.0 + g) - 1.0).clamp(-1.0, 1.0)
 
 
+def half_voxel(y: torch.Tensor, dim: int) -> torch.Tensor:
+    """``y`` moved by half a voxel along ``dim`` (linear interpolation; the last row kept)."""
+    nxt = torch.cat([y.narrow(dim, 1, y.shape[dim] - 1), y.narrow(dim, y.shape[dim] - 1, 1)], dim)
+    return 0.5 * (y + nxt)
+
+
 def members(windows: torch.Tensor, predict: Callable[[torch.Tensor], torch.Tensor], which: Sequence[Member],
             prior: Callable[[torch.Tensor], torch.Tensor] | None = None,
-            reverse: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[torch.Tensor]:
+            reverse: Callable[[torch.Tensor], torch.Tensor] | None = None, prediction: torch.Tensor | None = None) -> list[torch.Tensor]:
     """The member predictions of (N, K, h, w) model-space ``windows``, each (N, K, h, w) on the output's pixels.
 
-    ``predict`` is the translation itself, ``prior`` the lookup table (with the output calibration) and ``reverse``
-    the other direction's translation (for ``cycle``)."""
+    ``predict`` is the translation itself (``prediction``, its result on ``windows``, saves a pass), ``prior`` the lookup
+    table (with the output calibration) and ``reverse`` the other direction's translation (for ``cycle``)."""
     out: list[torch.Tensor] = []
     for m in which:
         if m is Member.FLIP:
@@ -80,6 +96,11 @@ def members(windows: torch.Tensor, predict: Callable[[torch.Tensor], torch.Tenso
             out.append(predict(windows.roll((1, 1), (-2, -1))).roll((-1, -1), (-2, -1)))
         elif m is Member.GAIN:
             out += [predict(gain(windows, GAIN)), predict(gain(windows, -GAIN))]
+        elif m is Member.OFFSET:
+            out += [predict((windows + OFFSET).clamp(-1.0, 1.0)), predict((windows - OFFSET).clamp(-1.0, 1.0))]
+        elif m is Member.EDGE:
+            y = prediction if prediction is not None else predict(windows)
+            out += [half_voxel(y, -2), half_voxel(y, -1)]
         elif m is Member.PRIOR:
             if prior is None:
                 raise ValueError("the prior member needs a model with a lookup-table prior")

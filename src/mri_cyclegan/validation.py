@@ -81,10 +81,13 @@ class PairedValidation:
         log.info("validation: %d paired T1/T2 files, scored after every epoch", len(self.pairs))
 
     def score(self, translator) -> dict[str, float]:
-        """{'t1_to_t2_psnr': ..., 't2_to_t1_ssim': ..., 'mean_psnr': ...}: means over the pairs."""
+        """{'t1_to_t2_psnr': ..., 't2_to_t1_ssim': ..., 't1_to_t2_auroc': ..., 'mean_psnr': ...}: means over the pairs.
+        ``*_auroc``: how well the translation's uncertainty map (translate --uncertainty) finds its voxels with
+        |error| > 0.1 (NaN when no voxel is that wrong)."""
+        from .data.preprocess import robust_range
         from .evaluate import to_unit
         from .io.nifti import to_canonical
-        from .metrics import score
+        from .metrics import score, uncertainty_scores
 
         out: dict[str, float] = {}
         self.examples = []
@@ -92,13 +95,20 @@ class PairedValidation:
             rows = []
             for i, p in enumerate(self.pairs):
                 src, ref, mask = (p.t1, p.t2_unit, p.mask_t2) if direction == "t1_to_t2" else (p.t2, p.t1_unit, p.mask_t1)
-                pred = translator.translate(src, direction)
-                pred = pred if pred.ndim == 2 else to_canonical(pred, src.affine)
-                rows.append(score(to_unit(pred), ref, mask))
+                pred, unc = translator.translate_with_uncertainty(src, direction)
+                if pred.ndim == 3:
+                    pred, unc = to_canonical(pred, src.affine), to_canonical(unc, src.affine)
+                lo, hi = robust_range(pred)
+                pred_unit = to_unit(pred)
+                row = score(pred_unit, ref, mask)
+                row["auroc"] = uncertainty_scores(unc / max(hi - lo, 1e-12), pred_unit - ref, mask)["auroc"]
+                rows.append(row)
                 if i == 0:
-                    self.examples.append((direction, p.t1_unit if direction == "t1_to_t2" else p.t2_unit, to_unit(pred), ref))
+                    self.examples.append((direction, p.t1_unit if direction == "t1_to_t2" else p.t2_unit, pred_unit, ref))
             for k in KEYS:
                 out[f"{direction}_{k}"] = float(np.mean([r[k] for r in rows]))
+            aurocs = [r["auroc"] for r in rows if np.isfinite(r["auroc"])]
+            out[f"{direction}_auroc"] = float(np.mean(aurocs)) if aurocs else float("nan")
         out["mean_psnr"] = float(np.mean([out[f"{d}_psnr"] for d in self.directions]))
         return out
 
@@ -244,7 +254,7 @@ class EpochValidation:
         row = {"epoch": float(trainer.epoch), "step": float(trainer.step), **scores}
         rows = [r for r in self.rows() if r["epoch"] < trainer.epoch] + [row]  # a resumed run rewrites epochs it repeats
         with atomic_path(self.csv) as tmp, open(tmp, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(row))
+            w = csv.DictWriter(fh, fieldnames=list(row), restval="nan")  # rows of an older version lack newer columns
             w.writeheader()
             for r in rows:
                 w.writerow({k: (int(v) if k in ("epoch", "step") else f"{v:.6g}") for k, v in r.items()})
