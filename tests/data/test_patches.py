@@ -49,3 +49,22 @@ def test_apply_whole_tiles_large_slices():
     out = apply_whole(lambda t: calls.append(t.shape) or t + 0.5, x, 4, max_pixels=100 * 100, tile=128, overlap=32)
     assert len(calls) > 1 and all(c[-1] == 128 for c in calls)
     torch.testing.assert_close(out, x + 0.5)
+
+
+def test_tile_seams_follow_a_raised_cosine():
+    """Two tiles whose outputs disagree (0 and 1): across the 16-pixel overlap the result rises as 0.5 - 0.5 cos,
+    not as a flat 0.5 (a mean) nor as a step (stitching)."""
+    import math
+
+    calls = []
+
+    def fn(t: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return torch.zeros_like(t) + (len(calls) - 1)
+
+    out = tiled_apply(fn, torch.zeros(1, 1, 64, 112), tile=64, overlap=16)
+    assert len(calls) == 2
+    row = out[0, 0, 10]
+    expected = torch.tensor([0.5 - 0.5 * math.cos(math.pi * (i + 0.5) / 16) for i in range(16)])
+    torch.testing.assert_close(row[48:64], expected, atol=1e-5, rtol=0)
+    assert (row[:48] == 0).all() and (row[64:] == 1).all()

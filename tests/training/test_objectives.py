@@ -1,0 +1,73 @@
+"""Each objective term against a hand-computed value with tiny fixed networks: a swapped domain, generator,
+discriminator or label changes the number."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from mri_cyclegan.config import TrainConfig
+from mri_cyclegan.training.objectives import DiscriminatorObjective, GeneratorObjective
+
+
+class Affine(nn.Module):
+    """x -> scale * x + shift (a fixed 'network')."""
+
+    def __init__(self, scale: float, shift: float = 0.0) -> None:
+        super().__init__()
+        self.scale, self.shift = scale, shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * x + self.shift
+
+
+A, B = 0.3, -0.2  # constant real T1 and real T2 patches
+G12, G21 = Affine(2.0), Affine(1.0, 1.0)  # T1 -> T2 doubles, T2 -> T1 adds one
+D1, D2 = Affine(1.0), Affine(3.0)  # the T1 discriminator passes its input, the T2 one triples it
+
+
+def reals():
+    return torch.full((2, 1, 4, 4), A), torch.full((2, 1, 4, 4), B)
+
+
+@pytest.mark.parametrize("lambda_identity", [0.0, 0.5])
+def test_generator_objective_terms_by_hand(lambda_identity):
+    tc = TrainConfig(lambda_cycle=10.0, lambda_identity=lambda_identity, lambda_anchor=0.0, lambda_structure=0.0)
+    obj = GeneratorObjective(G12, G21, tc)
+    total, gan, cycle, idt, faith, fake_t1, fake_t2 = obj(*reals(), D1, D2)
+    fake_t2_v, fake_t1_v = 2 * A, B + 1  # G12(real T1), G21(real T2)
+    assert torch.allclose(fake_t2, torch.tensor(fake_t2_v)) and torch.allclose(fake_t1, torch.tensor(fake_t1_v))
+    # D_T2 judges the fake T2 and D_T1 the fake T1, both against the 'real' label (LSGAN)
+    assert gan.item() == pytest.approx((3 * fake_t2_v - 1) ** 2 + (fake_t1_v - 1) ** 2)
+    # rec T1 = G21(G12(T1)) compared with real T1, rec T2 = G12(G21(T2)) with real T2 (L1)
+    assert cycle.item() == pytest.approx(10 * (abs(2 * A + 1 - A) + abs(2 * (B + 1) - B)))
+    # identity: G12 on a real T2 should leave it, G21 on a real T1 should leave it
+    assert idt.item() == pytest.approx(10 * lambda_identity * (abs(2 * B - B) + abs(A + 1 - A)))
+    assert faith.item() == 0.0
+    assert total.item() == pytest.approx(gan.item() + cycle.item() + idt.item())
+
+
+def test_discriminator_objective_by_hand():
+    tc = TrainConfig()
+    real_t1, real_t2 = reals()
+    fake_t1, fake_t2 = torch.full_like(real_t1, 0.6), torch.full_like(real_t2, -0.4)
+    loss = DiscriminatorObjective(D1, D2, tc)(real_t1, real_t2, fake_t1, fake_t2)
+    expected = 0.5 * ((A - 1) ** 2 + 0.6**2) + 0.5 * ((3 * B - 1) ** 2 + (3 * -0.4) ** 2)  # real -> 1, fake -> 0
+    assert loss.item() == pytest.approx(expected)
+
+
+def test_structure_and_anchor_terms_are_wired_to_their_own_direction():
+    from mri_cyclegan.losses import structure_loss
+
+    tc = TrainConfig(lambda_cycle=0.0, lambda_anchor=0.0, lambda_structure=1.0)
+    g = torch.Generator().manual_seed(0)
+    real_t1, real_t2 = torch.rand(2, 1, 12, 12, generator=g), torch.rand(2, 1, 12, 12, generator=g)
+    obj = GeneratorObjective(Affine(-1.0), Affine(1.0, 0.1), tc)
+    *_, faith, fake_t1, fake_t2 = obj(real_t1, real_t2, D1, D2)
+    # each translation's edges are compared with its own input's
+    expected = structure_loss(real_t1, fake_t2) + structure_loss(real_t2, fake_t1)
+    assert faith.item() == pytest.approx(expected.item())
+    # a contrast flip (x -> -x) and a shift keep the edges; swapping the inputs (each fake against the other input) does not
+    swapped = structure_loss(real_t2, fake_t2) + structure_loss(real_t1, fake_t1)
+    assert swapped.item() > 3 * faith.item()
