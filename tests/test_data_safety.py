@@ -130,7 +130,8 @@ def test_written_files_have_normal_permissions(run_dir, image_folders, tmp_path)
     finally:
         os.umask(old)
     for f in (run_dir / "checkpoints" / "last.safetensors", run_dir / "config.json", run_dir / "losses.csv"):
-        assert stat.S_IMODE(f.stat().st_mode) & 0o044 == 0o044, f  # readable by a colleague
+        # written under the session's own umask (not a private 0600 temporary file): readable by a colleague under 022
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~old, f
 
 
 @pytest.mark.parametrize("dtype, name", [("uint16", "o.jpg"), ("uint16", "o.bmp"), ("float32", "o.png")])
