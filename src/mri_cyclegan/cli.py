@@ -129,7 +129,9 @@ def resolve_train_config(args: argparse.Namespace):
     from .errors import InputError
 
     overrides = _overrides(args)
-    run_cfg = Path(args.out) / "config.json"
+    from .training.run_folder import RunLayout
+
+    run_cfg = RunLayout(Path(args.out))[RunLayout.CONFIG]
     if args.resume and run_cfg.is_file():
         import json
 
@@ -194,7 +196,7 @@ class _EpochHooks:
         if args.tensorboard:
             from .tensorboard import TensorBoardLog
 
-            self.board = TensorBoardLog(trainer.run_dir / "tensorboard")
+            self.board = TensorBoardLog(trainer.layout[trainer.layout.TENSORBOARD])
 
     def __call__(self, trainer) -> None:
         scores = self.validation(trainer) if self.validation is not None else None
@@ -223,7 +225,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .errors import InputError
     from .io.bids import contrast_files
     from .runtime import broadcast_float, distributed_from_env, init_distributed, resolve_device
-    from .training.run_folder import prepare_run_folder
+    from .training.run_folder import RunLayout, prepare_run_folder
     from .training.trainer import Trainer
 
     if bool(args.val_t1) != bool(args.val_t2):
@@ -245,7 +247,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             refused = e
     if broadcast_float(0.0 if refused else 1.0, dist, device) == 0.0:  # every rank stops, none hangs at a barrier
         raise refused or InputError(f"rank 0 refused --out {args.out}; see its message")
-    handler = _add_file_log(run_dir / "train.log") if dist.is_main else None
+    handler = _add_file_log(RunLayout(run_dir)[RunLayout.TRAIN_LOG]) if dist.is_main else None
     try:
         with _progress_logging(not args.quiet and dist.is_main):
             t1_src = contrast_files(args.t1, "t1", _subjects(args.subjects), "T1 input")

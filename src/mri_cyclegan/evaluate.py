@@ -340,8 +340,10 @@ def _run_dir(model: str | Path | None) -> Path | None:
     the report embeds files of that run only, never of a folder that merely lies above a checkpoint file."""
     if model is None:
         return None
+    from .training.run_folder import RunLayout
+
     p = Path(model)
-    run = p if p.is_dir() else p.parent.parent
-    if not p.is_dir() and p.parent.name != "checkpoints":
-        return None
-    return run if (run / "config.json").is_file() else None
+    if p.is_dir():
+        return p if RunLayout(p)[RunLayout.CONFIG].is_file() else None
+    layout = RunLayout.of_checkpoint(p)
+    return layout.root if layout else None

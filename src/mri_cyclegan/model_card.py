@@ -8,6 +8,7 @@ from pathlib import Path
 
 from . import __version__
 from .io.atomic import atomic_path
+from .training.run_folder import RunLayout
 
 WARNING = (
     "**Not for diagnosis.** This model synthesises one MRI contrast from another. A CycleGAN trained on unpaired "
@@ -114,7 +115,7 @@ def write_model_card(run_dir: str | Path, config, t1_summary: dict, t2_summary: 
         "measurement, or any decision about a patient.",
         "",
     ]
-    path = d / "MODEL_CARD.md"
+    path = RunLayout(d)[RunLayout.MODEL_CARD]
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines))
     return path

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .io.atomic import atomic_path
+from .training.run_folder import RunLayout
 from .viewer import ERROR_VMAX, Viewer, viewer_html, viewer_script
 
 METHOD_LABELS = {"model": "CycleGAN (this model)", "identity": "identity (input as output)", "inverse_histogram": "inverse histogram matching"}
@@ -159,15 +160,15 @@ def write_report(out_dir: str | Path, results: list[DirectionResult], title: str
     if viewers:
         parts.append(f"<script>{viewer_script()}</script>")
     if run_dir is not None:
-        rd = Path(run_dir)
-        if (rd / "losses.png").is_file():
-            parts.append(f"<h2>Training losses</h2>{_file_img(rd / 'losses.png', 'loss curves')}")
-        drift = rd / "faithfulness.csv"
+        rd = RunLayout(Path(run_dir))
+        if rd[RunLayout.LOSSES_PNG].is_file():
+            parts.append(f"<h2>Training losses</h2>{_file_img(rd[RunLayout.LOSSES_PNG], 'loss curves')}")
+        drift = rd[RunLayout.FAITHFULNESS_CSV]
         if drift.is_file():
             parts.append(_drift_table(drift))
-        if (rd / "progress.gif").is_file():
+        if rd[RunLayout.PROGRESS_GIF].is_file():
             parts.append("<h2>Progress across epochs</h2><p class='note'>Each row: real T1 → fake T2 → reconstructed T1 | "
-                         f"real T2 → fake T1 → reconstructed T2.</p>{_file_img(rd / 'progress.gif', 'progress across epochs')}")
+                         f"real T2 → fake T1 → reconstructed T2.</p>{_file_img(rd[RunLayout.PROGRESS_GIF], 'progress across epochs')}")
     parts.append("</body></html>")
     path = out / "report.html"
     _atomic_write(path, "\n".join(parts))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .training.run_folder import RunLayout
 
 
 def require_tensorboard() -> None:
@@ -31,7 +32,7 @@ class TensorBoardLog:
     def epoch(self, trainer, scores: dict[str, float] | None) -> None:
         from PIL import Image
 
-        with open(trainer.run_dir / "losses.csv", newline="") as fh:
+        with open(trainer.layout[RunLayout.LOSSES_CSV], newline="") as fh:
             for row in csv.DictReader(fh):
                 step = int(row["step"])
                 if step <= self.last_step:
@@ -42,7 +43,7 @@ class TensorBoardLog:
                 self.last_step = step
         for k, v in (scores or {}).items():
             self.writer.add_scalar(f"val/{k}", v, trainer.step)
-        grid = trainer.run_dir / "samples" / f"epoch_{trainer.epoch:03d}.png"
+        grid = trainer.layout.sample(trainer.epoch)
         if grid.is_file():
             img = np.asarray(Image.open(grid).convert("L"))
             self.writer.add_image("samples", img[None], trainer.step, dataformats="CHW")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .training.run_folder import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +231,8 @@ class EpochValidation:
     def __init__(self, validation, run_dir: Path) -> None:
         self.validation = validation
         self.run_dir = Path(run_dir)
-        self.csv = self.run_dir / "val.csv"
+        self.layout = RunLayout(self.run_dir)
+        self.csv = self.layout[RunLayout.VAL_CSV]
 
     def rows(self) -> list[dict[str, float]]:
         import csv
@@ -259,7 +261,7 @@ class EpochValidation:
             for r in rows:
                 w.writerow({k: (int(v) if k in ("epoch", "step") else f"{v:.6g}") for k, v in r.items()})
         v = self.validation
-        plot_validation(rows, self.run_dir / "val.png", v.paired)
+        plot_validation(rows, self.layout[RunLayout.VAL_PNG], v.paired)
         self.write_examples(trainer.epoch)
         sign = 1.0 if v.higher_is_better else -1.0
         best = max(rows, key=lambda r: sign * r[v.best_key])
@@ -287,4 +289,4 @@ class EpochValidation:
         rows = [[middle(a), middle(b), middle(c)] for _, a, b, c in ex]
         third = "true" if self.validation.paired else "cycled back"
         labels = ("source (T1 / T2)", "translated", third)
-        save_png(self.run_dir / "samples" / f"val_epoch_{epoch:03d}.png", sample_grid(rows, labels=labels, title=f"val {epoch}"))
+        save_png(self.layout.sample(epoch, "val_epoch"), sample_grid(rows, labels=labels, title=f"val {epoch}"))

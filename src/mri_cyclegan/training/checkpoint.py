@@ -16,6 +16,7 @@ import torch
 from ..config import Config
 from ..errors import InputError
 from ..io.atomic import atomic_path
+from .run_folder import RunLayout
 
 FORMAT = "mri-cyclegan/1"
 
@@ -59,7 +60,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint file, or a run folder (its checkpoints/last.safetensors)."""
     p = Path(path)
     if p.is_dir():
-        p = p / "checkpoints" / "last.safetensors"
+        p = RunLayout(p).checkpoint("last")
     if not p.is_file():
         raise InputError(f"no checkpoint at {path}; pass a run folder from 'mri-cyclegan train' or a .safetensors checkpoint")
     return p

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
@@ -12,8 +13,56 @@ from ..io.atomic import remove_stale_temps
 log = logging.getLogger(__name__)
 
 FAITHFULNESS_CSV = "faithfulness.csv"  # the safety net's per-epoch drift from the lookup table
-RUN_FILES = ("config.json", "losses.csv", "losses.png", "progress.gif", "train.log", FAITHFULNESS_CSV)
-RUN_DIRS = ("checkpoints", "samples")
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Every file and folder a training run writes, by name: the trainer, validation, TensorBoard, the model card,
+    the report, ``--overwrite`` and ``--resume`` all ask this object, so none of them can miss one."""
+
+    root: Path
+
+    CONFIG = "config.json"
+    LOSSES_CSV = "losses.csv"
+    LOSSES_PNG = "losses.png"
+    PROGRESS_GIF = "progress.gif"
+    TRAIN_LOG = "train.log"
+    FAITHFULNESS_CSV = FAITHFULNESS_CSV
+    VAL_CSV = "val.csv"  # paired validation (or its unpaired proxy) per epoch
+    VAL_PNG = "val.png"
+    MODEL_CARD = "MODEL_CARD.md"
+    CHECKPOINTS = "checkpoints"
+    SAMPLES = "samples"
+    TENSORBOARD = "tensorboard"
+    FILES = (CONFIG, LOSSES_CSV, LOSSES_PNG, PROGRESS_GIF, TRAIN_LOG, FAITHFULNESS_CSV, VAL_CSV, VAL_PNG, MODEL_CARD)
+    DIRS = (CHECKPOINTS, SAMPLES, TENSORBOARD)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    def __getitem__(self, name: str) -> Path:
+        """``layout[RunLayout.VAL_CSV]`` -> the path of that file in this run."""
+        if name not in self.FILES + self.DIRS:
+            raise KeyError(f"{name!r} is not a file of a run folder")
+        return self.root / name
+
+    def checkpoint(self, name: str = "last") -> Path:
+        return self.root / self.CHECKPOINTS / f"{name}.safetensors"
+
+    def sample(self, epoch: int, prefix: str = "epoch") -> Path:
+        return self.root / self.SAMPLES / f"{prefix}_{epoch:03d}.png"
+
+    @classmethod
+    def of_checkpoint(cls, path: str | Path) -> RunLayout | None:
+        """The run a checkpoint file belongs to (RUN/checkpoints/X.safetensors with RUN/config.json), else None."""
+        p = Path(path)
+        if p.parent.name != cls.CHECKPOINTS or not (p.parent.parent / cls.CONFIG).is_file():
+            return None
+        return cls(p.parent.parent)
+
+
+RUN_FILES = RunLayout.FILES
+RUN_DIRS = RunLayout.DIRS
 
 
 def holds_run(folder: str | Path) -> bool:

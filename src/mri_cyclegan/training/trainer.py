@@ -31,7 +31,7 @@ from .checkpoint import (
 )
 from .objectives import DiscriminatorObjective, GeneratorObjective
 from .pool import ImagePool
-from .run_folder import FAITHFULNESS_CSV
+from .run_folder import RunLayout
 from .schedule import lr_factor, lr_factor_time
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ class Trainer:
         self.best_by_drift = best_by_drift  # no paired validation: checkpoints/best = the last epoch within the drift limits
         self.drifts: dict[str, Drift] = {}
         self.run_dir = Path(run_dir)
+        self.layout = RunLayout(self.run_dir)  # every file the run writes, by name
         self.t1, self.t2 = t1, t2
         self.dist = dist or Distributed()
         tc = config.train
@@ -226,7 +227,7 @@ class Trainer:
             row = {"epoch": self.epoch, "step": self.step}
             for direction, d in self.drifts.items():
                 row.update(d.as_row(direction))
-            append_csv(self.run_dir / FAITHFULNESS_CSV, row, replace_from_epoch=self.epoch)
+            append_csv(self.layout[RunLayout.FAITHFULNESS_CSV], row, replace_from_epoch=self.epoch)
         if self.best_by_drift and all(d.within_limits for d in self.drifts.values()):
             self.save("best")
 
@@ -245,7 +246,7 @@ class Trainer:
             rec_t1, rec_t2 = self.whole(m.g_t2_to_t1, fake_t2), self.whole(m.g_t1_to_t2, fake_t1)
             rows.append([t[c] for t in (a, fake_t2, rec_t1, b, fake_t1, rec_t2)])
         m.train()
-        path = self.run_dir / "samples" / f"epoch_{self.epoch:03d}.png"
+        path = self.layout.sample(self.epoch)
         path.parent.mkdir(parents=True, exist_ok=True)
         save_png(path, sample_grid(rows, labels=SAMPLE_LABELS, title=f"epoch {self.epoch}"))
         return path
@@ -271,7 +272,7 @@ class Trainer:
 
     def save(self, name: str = "last") -> Path:
         """Write a checkpoint (rank 0 only under DDP: one writer, the others wait at the next barrier)."""
-        path = self.run_dir / "checkpoints" / f"{name}.safetensors"
+        path = self.layout.checkpoint(name)
         if self.dist.is_main:
             tensors, meta = self.state_tensors()
             save_checkpoint(path, tensors, meta)
@@ -301,16 +302,16 @@ class Trainer:
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             remove_stale_temps(self.run_dir)  # left by a process killed mid-write
-            with atomic_path(self.run_dir / "config.json") as tmp:
+            with atomic_path(self.layout[RunLayout.CONFIG]) as tmp:
                 tmp.write_text(self.config.to_json())
         barrier(self.dist)
-        ckpt = self.run_dir / "checkpoints" / "last.safetensors"
+        ckpt = self.layout.checkpoint("last")
         if resume:
             if not ckpt.is_file():
                 raise InputError(f"--resume: no checkpoint in {self.run_dir / 'checkpoints'}; start without --resume")
             self.load(ckpt)
             log.info("resumed from %s at epoch %d, iteration %d", ckpt, self.epoch, self.step)
-        losses = LossLog(self.run_dir / "losses.csv", resume_step=self.step if resume else None) if main else None
+        losses = LossLog(self.layout[RunLayout.LOSSES_CSV], resume_step=self.step if resume else None) if main else None
         if not resume:
             if main:
                 self.write_samples()  # epoch 0: untrained
@@ -367,15 +368,15 @@ class Trainer:
                 if tc.save_every and self.epoch % tc.save_every == 0:
                     self.save(f"epoch_{self.epoch:03d}")
                 if losses is not None:
-                    losses.plot(self.run_dir / "losses.png")
+                    losses.plot(self.layout[RunLayout.LOSSES_PNG])
                 barrier(self.dist)
                 if on_epoch is not None:
                     on_epoch(self)
         finally:
             bar.close()
         if losses is not None:
-            make_gif(sorted((self.run_dir / "samples").glob("epoch_*.png")), self.run_dir / "progress.gif")
-            losses.plot(self.run_dir / "losses.png")
+            make_gif(sorted(self.layout[RunLayout.SAMPLES].glob("epoch_*.png")), self.layout[RunLayout.PROGRESS_GIF])
+            losses.plot(self.layout[RunLayout.LOSSES_PNG])
         barrier(self.dist)
         return means
 
