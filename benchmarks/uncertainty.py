@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from common import machine, write_json  # noqa: E402
 from faithfulness import CASES, DIRECTIONS, test_data, write_volume  # noqa: E402
 
+MNI_SHAPE = (193, 229, 193)  # the issue's timing volume: a whole 1 mm MNI grid
 ERROR_THRESHOLD = 0.1  # the issue's definition of a voxel one should not rely on ([0, 1] window)
 
 
@@ -76,8 +77,7 @@ SUBSETS = {
     "prior+flip+offset": ("prior", "flip", "offset"), "prior+flip+shift+edge": ("prior", "flip", "shift", "edge"),
 }
 ALL = ("flip", "shift", "gain", "offset", "edge", "prior", "cycle")
-# how many member predictions each member gives (its slice of the list translate_stacks_with_members returns)
-N_OUT = {"flip": 1, "shift": 1, "gain": 2, "offset": 2, "edge": 2, "prior": 1, "cycle": 1}
+EDGE_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0)  # --edge-weights: the default members with the edge term weighted so
 
 
 def test_volumes(case: str, cfg):
@@ -96,36 +96,41 @@ def test_volumes(case: str, cfg):
     return {c: Volume(v, s.affine) for c, v in vols.items()}, s.brain, s.lesion_core, shell
 
 
-def score_case(case: str, ckpt: Path) -> dict:
+def score_case(case: str, ckpt: Path, names: tuple[str, ...] = ALL, edge_weights: tuple[float, ...] = ()) -> dict:
     import torch
     from scipy import ndimage
 
     from mri_cyclegan.evaluate import to_unit
     from mri_cyclegan.inference import Translator
     from mri_cyclegan.metrics import uncertainty_scores
-    from mri_cyclegan.uncertainty import parse_members, spread
+    from mri_cyclegan.uncertainty import DEFAULT_MEMBERS, OUTPUTS, WEIGHTS, Member, member_weights, parse_members, spread
 
     tr = Translator.from_checkpoint(ckpt, device="cpu")
     vols, mask, core, shell = test_volumes(case, tr.config)
     out: dict[str, dict] = {}
     for direction, (a, b) in DIRECTIONS.items():
         stack, geom = tr.preprocessor.forward(vols[a])
-        members = parse_members(ALL)
+        members = parse_members(names)
         t0 = time.perf_counter()
         pred, others = tr.translate_stacks_with_members([stack], direction, members)[0]
         seconds = time.perf_counter() - t0
         by_name, k = {}, 0
-        for name in ALL:
-            by_name[name], k = others[k : k + N_OUT[name]], k + N_OUT[name]
+        for m in members:
+            by_name[m.value], k = others[k : k + OUTPUTS[m]], k + OUTPUTS[m]
         pred_file = tr.preprocessor.inverse(pred, geom)
         ref = vols[b].data
         p_unit, r_unit = to_unit(pred_file), to_unit(ref)
         error = np.abs(p_unit - r_unit)
         lo, hi = np.percentile(pred_file, (0.5, 99.5))  # to_unit's window of the prediction
         row: dict[str, dict] = {"_": {"error_fraction": float((error[mask] > ERROR_THRESHOLD).mean()), "seconds_all_members": seconds}}
-        for name, subset in SUBSETS.items():
+        runs = {name: (subset, member_weights(parse_members(subset))) for name, subset in SUBSETS.items() if set(subset) <= set(by_name)}
+        default = tuple(m.value for m in DEFAULT_MEMBERS)
+        for w in edge_weights:  # the default members with another weight on the edge term
+            weights = [w if m is Member.EDGE else WEIGHTS.get(m, 1.0) for m in DEFAULT_MEMBERS for _ in range(OUTPUTS[m])]
+            runs[f"default, edge weight {w:g}"] = (default, weights)
+        for name, (subset, weights) in runs.items():
             ms = [m for k in subset for m in by_name[k]]
-            u = spread(torch.from_numpy(pred), [torch.from_numpy(m) for m in ms]).numpy()
+            u = spread(torch.from_numpy(pred), [torch.from_numpy(m) for m in ms], weights).numpy()
             u_file = tr.preprocessor.inverse_magnitude(u, geom) / max(hi - lo, 1e-12)
             sc = uncertainty_scores(u_file, error, mask)
             r = {"auroc": sc["auroc"], "rho": sc["rho"], "reliability": sc["reliability"]["mean_error"]}
@@ -137,12 +142,13 @@ def score_case(case: str, ckpt: Path) -> dict:
             row[name] = r
         out[direction] = row
         print(f"  {case} {direction}: {row['_']['error_fraction'] * 100:.1f} % of voxels wrong by > {ERROR_THRESHOLD}; "
-              + " ".join(f"{n} {row[n]['auroc']:.3f}" for n in SUBSETS), flush=True)
+              + " ".join(f"{n} {row[n]['auroc']:.3f}" for n in runs), flush=True)
     return out
 
 
 def timing(ckpt: Path, reps: int = 2) -> dict:
-    """Plain translation vs translation with the default uncertainty of the demo's 193 x 229 x 193 T1 volume."""
+    """Plain translation vs translation with the default uncertainty of a 193 x 229 x 193 volume (the demo's T1 brain in
+    the whole 1 mm MNI grid)."""
     from mri_cyclegan.data.demo import load_demo_volumes
     from mri_cyclegan.inference import Translator
     from mri_cyclegan.io import Volume
@@ -150,7 +156,10 @@ def timing(ckpt: Path, reps: int = 2) -> dict:
 
     tr = Translator.from_checkpoint(ckpt, device="cpu")
     v = load_demo_volumes()
-    vol = Volume(v.t1, v.affine)
+    data = np.zeros(MNI_SHAPE, np.float32)  # the demo brain (cropped) centred in the full 1 mm MNI grid
+    off = [(a - b) // 2 for a, b in zip(MNI_SHAPE, v.t1.shape)]
+    data[off[0] : off[0] + v.t1.shape[0], off[1] : off[1] + v.t1.shape[1], off[2] : off[2] + v.t1.shape[2]] = v.t1
+    vol = Volume(data, v.affine)
     tr.translate(vol, "t1_to_t2")  # warm-up
     times = {"plain": [], "uncertainty": []}
     for _ in range(reps):
@@ -172,7 +181,10 @@ def main() -> None:
     ap.add_argument("--demo-minutes", type=float, default=5.0)
     ap.add_argument("--volume-iters-per-epoch", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--members", default="", help="only these members (comma list; default all): fewer passes, fewer estimators")
+    ap.add_argument("--edge-weights", default="", help="also score the default members with these weights on the edge term (e.g. 0,0.1,1)")
     ap.add_argument("--train-only", action="store_true")
+    ap.add_argument("--timing-only", action="store_true", help="only re-measure the translation time (into the existing JSON)")
     ap.add_argument("--json", default="uncertainty.json")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -182,23 +194,35 @@ def main() -> None:
         checkpoint(work, case, args)
     if args.train_only:
         return
+    if args.timing_only:  # add the timing to an existing result file
+        import json
+
+        results = json.loads((Path(__file__).parent / "results" / args.json).read_text())
+        results["timing"] = {c: timing(checkpoint(work, c, args)) for c in ("c", "demo") if c in cases}
+        results["timing_machine"] = machine()
+        print_table(results)
+        print("wrote", write_json(args.json, results))
+        return
     results: dict = {"machine": machine(), "args": vars(args), "error_threshold": ERROR_THRESHOLD, "cases": {}}
+    names = tuple(args.members.split(",")) if args.members else ALL
+    edge_weights = tuple(float(w) for w in args.edge_weights.split(",")) if args.edge_weights else ()
     for case in cases:
-        results["cases"][case] = score_case(case, checkpoint(work, case, args))
+        results["cases"][case] = score_case(case, checkpoint(work, case, args), names, edge_weights)
         write_json(args.json, results)
     results["timing"] = {c: timing(checkpoint(work, c, args)) for c in (["c"] if "c" in cases else cases[:1]) + (["demo"] if "demo" in cases else [])}
+    write_json(args.json, results)
     print_table(results)
     print("wrote", write_json(args.json, results))
 
 
 def print_table(results: dict) -> None:
     keys = ("auroc", "rho", "lesion_ratio", "lesion_interior_ratio")
-    print(f"\n{'case':<5} {'direction':<9} {'estimator':<16} " + " ".join(f"{k:>12}" for k in keys))
+    print(f"\n{'case':<5} {'direction':<9} {'estimator':<26} " + " ".join(f"{k:>12}" for k in keys))
     for case, res in results["cases"].items():
         for d, row in res.items():
-            for name in SUBSETS:
+            for name in [n for n in row if n != "_"]:
                 r = row[name]
-                print(f"{case:<5} {d:<9} {name:<16} " + " ".join(f"{r[k]:>12.3f}" if k in r else f"{'-':>12}" for k in keys))
+                print(f"{case:<5} {d:<9} {name:<26} " + " ".join(f"{r[k]:>12.3f}" if k in r else f"{'-':>12}" for k in keys))
     for case, t in results.get("timing", {}).items():
         print(f"timing ({case} model, ngf {t['ngf']}, {t['shape']} -> model space {t['model_space']}): plain {t['plain_s']:.2f} s, "
               f"with uncertainty ({'+'.join(t['members'])}) {t['uncertainty_s']:.2f} s = {t['ratio']:.2f}x")

@@ -24,6 +24,17 @@ def test_spread_is_zero_where_members_agree_and_grows_with_their_disagreement():
     np.testing.assert_allclose(u.numpy(), [[0.0, 0.1, 0.2, 0.4]], atol=1e-7)  # RMS distance from the translation
 
 
+def test_spread_weights_members_and_the_default_weights_follow_the_members():
+    from mri_cyclegan.uncertainty import member_weights
+
+    pred = torch.zeros(1, 2)
+    members = [torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])]
+    np.testing.assert_allclose(spread(pred, members, [1.0, 0.25]).numpy(), [[np.sqrt(1 / 1.25), np.sqrt(0.25 / 1.25)]], rtol=1e-6)
+    assert member_weights((Member.PRIOR, Member.FLIP, Member.EDGE)) == [1.0, 1.0, 0.1, 0.1]  # edge gives two members
+    with pytest.raises(ValueError):
+        spread(pred, members, [1.0])
+
+
 def test_gain_scales_about_the_background_and_stays_in_the_window():
     x = torch.tensor([-1.0, 0.0, 0.98])
     np.testing.assert_allclose(gain(x, 0.05).numpy(), [-1.0, 0.05, 1.0], atol=1e-6)

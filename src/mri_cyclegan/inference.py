@@ -25,7 +25,7 @@ from .io.volume import Volume
 from .models import CycleGAN
 from .runtime import autocast, resolve_device, resolve_precision
 from .training.checkpoint import load_checkpoint, load_module
-from .uncertainty import DEFAULT_MEMBERS, Member, members, spread, uncertainty_path
+from .uncertainty import DEFAULT_MEMBERS, Member, member_weights, members, spread, uncertainty_path
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +109,6 @@ class Translator:
         others: list[list[torch.Tensor]] = []
         g = self.model.generator(direction)
         prior = None
-        if g.prior is None and Member.PRIOR in which:  # a model trained without a prior (--prior none): nothing to compare
-            which = [m for m in which if m is not Member.PRIOR]
-            log.info("uncertainty: this model has no lookup-table prior; the map leaves the prior member out")
         if g.prior is not None:
             def prior(t: torch.Tensor) -> torch.Tensor:
                 return g.calibration(g.prior(t.to(self.device))).float().cpu()
@@ -177,16 +174,25 @@ class Translator:
                                         which: Sequence[Member] = DEFAULT_MEMBERS) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """[(translation, uncertainty or None when ``which`` is empty), ...] on each file's grid: the translation in the
         file's intensity scale, the uncertainty (:func:`mri_cyclegan.uncertainty.spread`) in the same units."""
+        which = self.usable_members(direction, which)
+        weights = member_weights(which)
         forwards = [self.preprocessor.forward(v) for v in volumes]
         outs = self.translate_stacks_with_members([stack for stack, _ in forwards], direction, which)
         results = []
         for (pred, others), (_, geom) in zip(outs, forwards):
             unc = None
             if others:
-                u = spread(torch.from_numpy(pred), [torch.from_numpy(o) for o in others]).numpy()
+                u = spread(torch.from_numpy(pred), [torch.from_numpy(o) for o in others], weights).numpy()
                 unc = self.preprocessor.inverse_magnitude(u, geom)
             results.append((self.preprocessor.inverse(pred, geom), unc))
         return results
+
+    def usable_members(self, direction: str, which: Sequence[Member]) -> list[Member]:
+        """``which`` without the prior member when the model has no lookup-table prior (trained with --prior none)."""
+        if Member.PRIOR in which and self.model.generator(normalize_direction(direction)).prior is None:
+            log.info("uncertainty: this model has no lookup-table prior; the map leaves the prior member out")
+            return [m for m in which if m is not Member.PRIOR]
+        return list(which)
 
     def translate(self, volume: Volume, direction: str) -> np.ndarray:
         """A volume or 2D image (raw intensities) -> translated data on its own grid and intensity scale."""
