@@ -63,6 +63,7 @@ def test_train_and_translate_bids(tmp_path):
     assert img.shape == src.shape
     side = json.loads((out / made[1].replace(".nii.gz", ".json")).read_text())
     assert side["Sources"] == ["bids:raw:sub-02/ses-2/anat/sub-02_ses-2_run-1_T1w.nii.gz"] and "not for diagnosis" in side["Description"]
+    assert side["SkullStripped"] is False  # required by the BIDS validator for anatomical derivatives
     assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
     # the derivatives are never read back as inputs, and --subjects outside BIDS is refused
     assert main(["translate", "--model", str(run), "--direction", "t1-to-t2", "--quiet", str(root)]) == 2  # sub-02's exist
@@ -70,3 +71,16 @@ def test_train_and_translate_bids(tmp_path):
     assert len(list(out.rglob("*.nii.gz"))) == 3
     assert main(["train", "--t1", str(root / "sub-01"), "--t2", str(root), "--out", str(tmp_path / "r2"), "--subjects", "01", "--quiet",
                  *TRAIN_FLAGS]) == 2
+
+
+def test_sidecar_keeps_the_source_skull_stripping(tmp_path):
+    from mri_cyclegan.io.bids import write_sidecar
+
+    src = tmp_path / "sub-01" / "anat" / "sub-01_T1w.nii.gz"
+    src.parent.mkdir(parents=True)
+    src.write_bytes(b"")
+    (src.parent / "sub-01_T1w.json").write_text(json.dumps({"SkullStripped": True}))
+    dst = tmp_path / "sub-01_desc-synthetic_T2w.nii.gz"
+    assert json.loads(write_sidecar(dst, tmp_path, src, "m", "t1_to_t2", "0").read_text())["SkullStripped"] is True
+    (src.parent / "sub-01_T1w.json").write_text("not json")
+    assert json.loads(write_sidecar(dst, tmp_path, src, "m", "t1_to_t2", "0").read_text())["SkullStripped"] is False

@@ -94,6 +94,17 @@ def write_dataset_description(out_root: Path, version: str, source_root: Path) -
         tmp.write_text(json.dumps(desc, indent=2) + "\n")
 
 
+def _skull_stripped(src: Path) -> bool:
+    """The source image's own sidecar says whether it was skull-stripped (a translation keeps that); raw BIDS images
+    without the key are not."""
+    sidecar = src.with_name(src.name.removesuffix(".nii.gz").removesuffix(".nii") + ".json")
+    try:
+        value = json.loads(sidecar.read_text()).get("SkullStripped") if sidecar.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        value = None
+    return value if isinstance(value, bool) else False
+
+
 def write_sidecar(image_path: Path, root: Path, src: Path, model: str, direction: str, version: str) -> Path:
     """The JSON beside a synthetic image: what made it, from what, and that it is synthetic."""
     path = image_path.with_name(image_path.name.removesuffix(".nii.gz").removesuffix(".nii") + ".json")
@@ -104,6 +115,7 @@ def write_sidecar(image_path: Path, root: Path, src: Path, model: str, direction
         "GeneratedBy": [{"Name": PIPELINE, "Version": version}],
         "Model": model,
         "Direction": direction,
+        "SkullStripped": _skull_stripped(src),  # required for anatomical derivatives (BIDS validator: SIDECAR_KEY_REQUIRED)
     }
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(info, indent=2) + "\n")
