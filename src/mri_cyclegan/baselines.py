@@ -27,10 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .data.preprocess import FOREGROUND  # noqa: F401 -- the one definition; re-exported for the callers here
+
 log = logging.getLogger(__name__)
 
 N_KNOTS = 256
-FOREGROUND = -0.9  # model-space threshold between no signal (-1) and tissue
 N_CLASSES = 3  # CSF, GM, WM
 MAX_VALUES = 400_000  # subsample for the mixture fit and the quantiles
 

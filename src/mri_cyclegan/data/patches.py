@@ -12,8 +12,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .preprocess import FOREGROUND
+
 BACKGROUND = -1.0
-FOREGROUND_THRESHOLD = -0.9
 
 
 def _pad_to(x: torch.Tensor, size: tuple[int, int], value: float = BACKGROUND) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -35,7 +36,7 @@ def foreground_patches(windows: list[torch.Tensor], size: tuple[int, int], gener
         x, _ = _pad_to(x, size)
         h, w = x.shape[-2:]
         centre = x[x.shape[0] // 2]
-        fg = torch.nonzero(centre.flatten() > FOREGROUND_THRESHOLD).flatten()
+        fg = torch.nonzero(centre.flatten() > FOREGROUND).flatten()
         k = int(torch.randint(0, fg.numel() if fg.numel() else h * w, (1,), generator=generator))
         flat = int(fg[k]) if fg.numel() else k
         cy, cx = divmod(flat, w)

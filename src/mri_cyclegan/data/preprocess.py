@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from ..errors import InputError
 from ..io.volume import Volume
 
+FOREGROUND = -0.9  # model-space threshold between no signal (-1) and tissue: the one definition, used everywhere
+
 
 def robust_range(x: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5)) -> tuple[float, float]:
     """Intensity window from percentiles of the finite values; never degenerate."""
@@ -100,7 +102,7 @@ def unfit(y: np.ndarray, placement: Placement) -> np.ndarray:
     return _resize(y[oy : oy + rh, ox : ox + rw], placement.shape)
 
 
-def foreground_fraction(x: np.ndarray, threshold: float = -0.9) -> float:
+def foreground_fraction(x: np.ndarray, threshold: float = FOREGROUND) -> float:
     """Fraction of pixels above ``threshold`` in model space (background is -1)."""
     return float((x > threshold).mean())
 
