@@ -100,7 +100,7 @@ def score_case(case: str, ckpt: Path, names: tuple[str, ...] = ALL, edge_weights
     import torch
     from scipy import ndimage
 
-    from mri_cyclegan.evaluate import to_unit
+    from mri_cyclegan.evaluate import to_unit, unit_magnitude
     from mri_cyclegan.inference import Translator
     from mri_cyclegan.metrics import uncertainty_scores
     from mri_cyclegan.uncertainty import DEFAULT_MEMBERS, OUTPUTS, WEIGHTS, Member, member_weights, parse_members, spread
@@ -121,7 +121,6 @@ def score_case(case: str, ckpt: Path, names: tuple[str, ...] = ALL, edge_weights
         ref = vols[b].data
         p_unit, r_unit = to_unit(pred_file), to_unit(ref)
         error = np.abs(p_unit - r_unit)
-        lo, hi = np.percentile(pred_file, (0.5, 99.5))  # to_unit's window of the prediction
         row: dict[str, dict] = {"_": {"error_fraction": float((error[mask] > ERROR_THRESHOLD).mean()), "seconds_all_members": seconds}}
         runs = {name: (subset, member_weights(parse_members(subset))) for name, subset in SUBSETS.items() if set(subset) <= set(by_name)}
         default = tuple(m.value for m in DEFAULT_MEMBERS)
@@ -131,7 +130,7 @@ def score_case(case: str, ckpt: Path, names: tuple[str, ...] = ALL, edge_weights
         for name, (subset, weights) in runs.items():
             ms = [m for k in subset for m in by_name[k]]
             u = spread(torch.from_numpy(pred), [torch.from_numpy(m) for m in ms], weights).numpy()
-            u_file = tr.preprocessor.inverse_magnitude(u, geom) / max(hi - lo, 1e-12)
+            u_file = unit_magnitude(tr.preprocessor.inverse_magnitude(u, geom), pred_file)  # evaluate --uncertainty's scale
             sc = uncertainty_scores(u_file, error, mask)
             r = {"auroc": sc["auroc"], "rho": sc["rho"], "reliability": sc["reliability"]["mean_error"]}
             if core is not None:

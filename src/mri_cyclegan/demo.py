@@ -47,8 +47,7 @@ def demo_config(minutes: float, context_slices: int = 1, device: str = "auto", s
 def score_demo(translator, split, luts: dict[str, np.ndarray], out: Path | None = None) -> list:
     """Translate the whole T1 and T2 volumes with the model and with the inverse-histogram baseline (through the
     same preprocessing), then score only the held-out slabs: 3D, per slice and through-plane (axis 2)."""
-    from .data.preprocess import robust_range
-    from .evaluate import EvaluationSet, baseline_translation, score_pair, to_unit
+    from .evaluate import EvaluationSet, baseline_translation, score_pair, to_unit, unit_magnitude
     from .io import write_nifti
     from .uncertainty import uncertainty_path
 
@@ -58,8 +57,7 @@ def score_demo(translator, split, luts: dict[str, np.ndarray], out: Path | None 
         pred, unc = translator.translate_with_uncertainty(src, direction)
         base = baseline_translation(src, luts[direction], translator.preprocessor)
         ref_unit, pred_unit, src_unit = to_unit(ref.data), to_unit(pred), to_unit(src.data)
-        lo, hi = robust_range(pred)
-        unc_unit = unc / max(hi - lo, 1e-12)  # the [0, 1] units of the scores (evaluate --uncertainty's rule)
+        unc_unit = unit_magnitude(unc, pred)  # the [0, 1] units of the scores (evaluate --uncertainty's rule)
         ev = EvaluationSet(direction, n_examples=3)
         name = f"icbm2009c {direction.replace('_', ' ')}"
         ev.add(name, "model", score_pair(pred_unit, ref_unit, mask))

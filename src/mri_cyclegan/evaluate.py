@@ -44,6 +44,15 @@ def to_unit(data: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5)) ->
     return ((normalize(data, *robust_range(data, percentiles)) + 1) / 2).astype(np.float64)
 
 
+def unit_magnitude(magnitude: np.ndarray, data: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5)) -> np.ndarray:
+    """A magnitude in ``data``'s intensity units (an uncertainty map of a translation) on the [0, 1] scale that
+    :func:`to_unit` gives ``data``: divided by the width of data's robust window."""
+    from .data.preprocess import robust_range
+
+    lo, hi = robust_range(data, percentiles)
+    return np.asarray(magnitude, np.float64) / max(hi - lo, 1e-12)
+
+
 @dataclass
 class Scored:
     """One scored file: per-slice rows (2D: one row), and for volumes one 3D row."""
@@ -317,13 +326,9 @@ def _uncertainty_maps(preds: Sequence[Path]) -> dict[Path, Path]:
 
 
 def _unit_uncertainty(path: Path, pred_raw: np.ndarray) -> np.ndarray:
-    """An uncertainty map (canonical order) in the [0, 1] units of its prediction's scores: divided by the width of
-    the prediction's robust window (:func:`to_unit`)."""
-    from .data.preprocess import robust_range
-
+    """An uncertainty map file (canonical order) in the [0, 1] units of its prediction's scores."""
     u, _ = load_canonical(path)
-    lo, hi = robust_range(pred_raw)
-    return np.asarray(u, np.float64) / max(hi - lo, 1e-12)
+    return unit_magnitude(u, pred_raw)
 
 
 def _model_info(model: str | Path, direction: str):

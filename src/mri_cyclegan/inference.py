@@ -203,7 +203,8 @@ class Translator:
         """(translation, per-voxel uncertainty), both on the input's grid, in the translation's intensity units. The
         translation equals :meth:`translate`'s."""
         data, unc = self.translate_many_with_uncertainty([volume], direction, which)[0]
-        assert unc is not None
+        if unc is None:
+            raise ValueError(f"no uncertainty member usable with this model among {[m.value for m in which]}")
         return data, unc
 
     def translate_image(self, image: np.ndarray, direction: str) -> np.ndarray:

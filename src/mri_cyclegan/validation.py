@@ -85,8 +85,7 @@ class PairedValidation:
         """{'t1_to_t2_psnr': ..., 't2_to_t1_ssim': ..., 't1_to_t2_auroc': ..., 'mean_psnr': ...}: means over the pairs.
         ``*_auroc``: how well the translation's uncertainty map (translate --uncertainty) finds its voxels with
         |error| > 0.1 (NaN when no voxel is that wrong)."""
-        from .data.preprocess import robust_range
-        from .evaluate import to_unit
+        from .evaluate import to_unit, unit_magnitude
         from .io.nifti import to_canonical
         from .metrics import score, uncertainty_scores
 
@@ -99,10 +98,9 @@ class PairedValidation:
                 pred, unc = translator.translate_with_uncertainty(src, direction)
                 if pred.ndim == 3:
                     pred, unc = to_canonical(pred, src.affine), to_canonical(unc, src.affine)
-                lo, hi = robust_range(pred)
                 pred_unit = to_unit(pred)
                 row = score(pred_unit, ref, mask)
-                row["auroc"] = uncertainty_scores(unc / max(hi - lo, 1e-12), pred_unit - ref, mask)["auroc"]
+                row["auroc"] = uncertainty_scores(unit_magnitude(unc, pred), pred_unit - ref, mask)["auroc"]
                 rows.append(row)
                 if i == 0:
                     self.examples.append((direction, p.t1_unit if direction == "t1_to_t2" else p.t2_unit, pred_unit, ref))
