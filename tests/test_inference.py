@@ -146,3 +146,18 @@ def test_anisotropic_permuted_spacing_round_trip_with_resampling():
     assert out.shape == shape
     inner = (slice(8, -3), slice(3, -3), slice(None))
     assert np.abs(out - data)[inner].max() < 0.03 * np.ptp(data)
+
+
+def test_the_translator_leaves_the_model_mode_as_it_found_it():
+    """A model being trained stays in training mode after a translator used it (validation needs no undo), and the
+    translation is the eval-mode one (the output calibration is applied)."""
+    tr = identity_translator()
+    model = tr.model
+    model.g_t1_to_t2.calibration.lut.copy_(torch.linspace(-1, 1, model.g_t1_to_t2.calibration.lut.numel()) ** 3)  # visible
+    vol = _volume((20, 18, 4), np.eye(4))
+    model.train()
+    in_training = tr.translate(vol, "t1_to_t2")
+    assert model.training and all(m.training for m in model.modules())
+    model.eval()
+    np.testing.assert_array_equal(in_training, tr.translate(vol, "t1_to_t2"))
+    assert not any(m.training for m in model.modules())

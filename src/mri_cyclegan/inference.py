@@ -23,7 +23,7 @@ from .errors import InputError
 from .io import is_dicom, is_volume, list_inputs, read_any, read_image, write_image, write_volume
 from .io.volume import Volume
 from .models import CycleGAN
-from .runtime import autocast, resolve_device, resolve_precision
+from .runtime import autocast, eval_mode, resolve_device, resolve_precision
 from .training.checkpoint import load_checkpoint, load_module
 from .uncertainty import DEFAULT_MEMBERS, Member, member_weights, members, spread, uncertainty_path
 
@@ -54,7 +54,7 @@ class Translator:
         self.batch_size = batch_size
         self.max_pixels = max_pixels  # larger slices are translated in overlapping tiles
         self.average_context = True  # 2.5D: mean of the K predictions of each slice (measured better than the centre alone)
-        self.model = model.to(self.device).eval()
+        self.model = model.to(self.device)  # run in eval mode while translating; its own mode is left as it is
         self.onnx_sessions: dict[str, object] = {}
 
     def use_onnx(self, direction: str, onnx_path: str | Path) -> None:
@@ -153,6 +153,10 @@ class Translator:
         """Like :meth:`translate_stacks`, with each stack's uncertainty-member predictions (model space, fused like
         the translation): [(translation (D, h, w), [member (D, h, w), ...]), ...]."""
         direction = normalize_direction(direction)
+        with eval_mode(self.model):
+            return self._translate_stacks(stacks, direction, which)
+
+    def _translate_stacks(self, stacks: list[np.ndarray], direction: str, which: Sequence[Member]) -> list[tuple[np.ndarray, list[np.ndarray]]]:
         windows = [self._windows(s) for s in stacks]
         preds: list[tuple[torch.Tensor, list[torch.Tensor]] | None] = [None] * len(stacks)
         by_shape: dict[tuple[int, int], list[int]] = {}

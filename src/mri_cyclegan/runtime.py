@@ -60,6 +60,19 @@ def autocast(device: torch.device, precision: str) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------------------------------- distributed
+@contextlib.contextmanager
+def eval_mode(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """``module`` in eval mode inside the block, every submodule back in the mode it had before afterwards (a
+    translator or a sample grid must not leave a model that is being trained in eval mode, or the reverse)."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
 @dataclass(frozen=True)
 class Distributed:
     """Where this process sits in a ``torchrun`` job (one process per GPU, or per CPU slot): rank, world size,

@@ -19,7 +19,8 @@ from ..errors import InputError, TrainingDivergedError
 from ..faithfulness import BOUNDARY_LIMIT, CLASS_NAMES, TISSUE_LIMIT, Drift, drift
 from ..io.atomic import atomic_path, remove_stale_temps
 from ..models import CycleGAN
-from ..runtime import Distributed, all_mean, autocast, barrier, broadcast_float, init_distributed, resolve_channels_last, resolve_device, resolve_precision
+from ..runtime import (Distributed, all_mean, autocast, barrier, broadcast_float, eval_mode, init_distributed, resolve_channels_last,
+                       resolve_device, resolve_precision)
 from .artifacts import LOSS_KEYS, SAMPLE_LABELS, LossLog, append_csv, make_gif, sample_grid, save_png
 from .checkpoint import (
     load_checkpoint,
@@ -204,14 +205,12 @@ class Trainer:
                 "t2_to_t1": (m.g_t2_to_t1, self.t2.windows(_spread(len(self.t2), DRIFT_SLICES)), fit_classes(self.t2.tissue_values().tissue), CLASS_NAMES["t2"]),
             }
         c = self.config.data.context_slices // 2
-        was_training = m.training
-        m.eval()
         out = {}
-        for direction, (g, windows, classes, names) in self._drift_inputs.items():
-            translated = [self.whole(g, w)[c].numpy() for w in windows]
-            lookup = [self.whole(g.prior, w)[c].numpy() for w in windows]
-            out[direction] = drift([w[c].numpy() for w in windows], translated, lookup, classes, names)
-        m.train(was_training)
+        with eval_mode(m):
+            for direction, (g, windows, classes, names) in self._drift_inputs.items():
+                translated = [self.whole(g, w)[c].numpy() for w in windows]
+                lookup = [self.whole(g.prior, w)[c].numpy() for w in windows]
+                out[direction] = drift([w[c].numpy() for w in windows], translated, lookup, classes, names)
         return out
 
     def _record_drift(self) -> None:
@@ -238,14 +237,13 @@ class Trainer:
         if not len(self.samples_t1):
             return None
         m = self.model
-        m.eval()
         c = self.config.data.context_slices // 2
         rows = []
-        for a, b in zip(self.samples_t1, self.samples_t2):
-            fake_t2, fake_t1 = self.whole(m.g_t1_to_t2, a), self.whole(m.g_t2_to_t1, b)
-            rec_t1, rec_t2 = self.whole(m.g_t2_to_t1, fake_t2), self.whole(m.g_t1_to_t2, fake_t1)
-            rows.append([t[c] for t in (a, fake_t2, rec_t1, b, fake_t1, rec_t2)])
-        m.train()
+        with eval_mode(m):
+            for a, b in zip(self.samples_t1, self.samples_t2):
+                fake_t2, fake_t1 = self.whole(m.g_t1_to_t2, a), self.whole(m.g_t2_to_t1, b)
+                rec_t1, rec_t2 = self.whole(m.g_t2_to_t1, fake_t2), self.whole(m.g_t1_to_t2, fake_t1)
+                rows.append([t[c] for t in (a, fake_t2, rec_t1, b, fake_t1, rec_t2)])
         path = self.layout.sample(self.epoch)
         path.parent.mkdir(parents=True, exist_ok=True)
         save_png(path, sample_grid(rows, labels=SAMPLE_LABELS, title=f"epoch {self.epoch}"))
