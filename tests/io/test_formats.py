@@ -143,8 +143,10 @@ def test_dicom_same_position_twice_is_refused(tmp_path):
         read_any(list_inputs(tmp_path / "s")[0])
 
 
-def test_enhanced_multiframe_dicom(tmp_path):
-    """One Enhanced MR file with per-frame positions (frames stored in reverse order) reads as the classic series does."""
+@pytest.mark.parametrize("rescaled", [False, True])
+def test_enhanced_multiframe_dicom(tmp_path, rescaled):
+    """One Enhanced MR file with per-frame positions (frames stored in reverse order) reads as the classic series does;
+    with ``rescaled``, each frame has its own RescaleSlope (and an intercept) in its PixelValueTransformationSequence."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.sequence import Sequence
     from pydicom.uid import EnhancedMRImageStorage, ExplicitVRLittleEndian, generate_uid
@@ -170,19 +172,23 @@ def test_enhanced_multiframe_dicom(tmp_path):
     shared.PlaneOrientationSequence, shared.PixelMeasuresSequence = Sequence([po]), Sequence([pm])
     ds.SharedFunctionalGroupsSequence = Sequence([shared])
     frames = []
+    slopes = [0.5 + 0.25 * (k % 4) if rescaled else 1.0 for k in range(vol.shape[2])]
+    intercept = -10.0 if rescaled else 0.0
+    stored = np.stack([np.rint((vol[:, :, k] - intercept) / slopes[k]) for k in range(vol.shape[2])], 2)
     for k in reversed(range(vol.shape[2])):
         fr, pp, pv = Dataset(), Dataset(), Dataset()
         pp.ImagePositionPatient = [f"{v:.4f}" for v in np.array((-20.0, 15.0, 30.0)) + k * 2.5 * normal]
-        pv.RescaleSlope, pv.RescaleIntercept, pv.RescaleType = "1", "0", "US"
+        pv.RescaleSlope, pv.RescaleIntercept, pv.RescaleType = f"{slopes[k]}", f"{intercept}", "US"
         fr.PlanePositionSequence, fr.PixelValueTransformationSequence = Sequence([pp]), Sequence([pv])
         frames.append(fr)
     ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
-    ds.PixelData = np.ascontiguousarray(vol[:, :, ::-1].transpose(2, 1, 0)).astype(np.int16).tobytes()
+    ds.PixelData = np.ascontiguousarray(stored[:, :, ::-1].transpose(2, 1, 0)).astype(np.int16).tobytes()
     (tmp_path / "enhanced").mkdir()
     ds.save_as(str(tmp_path / "enhanced" / "mf.dcm"), enforce_file_format=True)
     ours = read_any(tmp_path / "enhanced" / "mf.dcm")
     np.testing.assert_allclose(ours.affine, expected, atol=1e-4)
-    np.testing.assert_allclose(ours.data, vol, atol=1e-3)
+    np.testing.assert_allclose(ours.data, stored * np.array(slopes)[None, None, :] + intercept, atol=1e-3)
+    assert np.abs(ours.data - vol).max() <= max(slopes) / 2 + 1e-3
 
 
 def _oblique_ras() -> np.ndarray:
