@@ -145,3 +145,25 @@ def test_calibration_matches_target_histogram_in_eval_only(tiny_config, image_fo
     assert err(calibrated) < 0.05 < err(raw)
     t.model.train()
     torch.testing.assert_close(g(x), g.raw(x))  # training never sees the calibration
+
+
+def test_each_pool_gets_its_own_contrast_fakes(tiny_config, image_folders, tmp_path):
+    """After one step, the T1 discriminator's pool holds the fake T1s (G_T2->T1 of the real T2 batch) and the T2 pool
+    the fake T2s: pools fed the other contrast's fakes, or the real images, would fail."""
+    t = _trainer(tiny_config, image_folders, tmp_path / "r")
+    g = torch.Generator().manual_seed(0)
+    real_t1 = torch.rand(2, 1, 32, 32, generator=g) * 2 - 1
+    real_t2 = torch.rand(2, 1, 32, 32, generator=g) * 2 - 1
+    captured = {}
+    forward = t.g_objective.forward
+
+    def spy(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        captured["fake_t1"], captured["fake_t2"] = out[-2].detach().clone(), out[-1].detach().clone()
+        return out
+
+    t.g_objective.forward = spy
+    t.train_step(real_t1, real_t2)
+    assert torch.equal(torch.cat(t.pool_t1.images), captured["fake_t1"])
+    assert torch.equal(torch.cat(t.pool_t2.images), captured["fake_t2"])
+    assert not torch.equal(captured["fake_t1"], captured["fake_t2"])
