@@ -165,3 +165,18 @@ def test_tensorboard_missing_is_one_line_before_the_run_folder(tmp_path, image_f
     t1, t2 = image_folders
     assert main(["train", "--t1", str(t1), "--t2", str(t2), "--out", str(tmp_path / "r"), "--quiet", "--tensorboard", *TRAIN_FLAGS]) == 2
     assert not (tmp_path / "r").exists()
+
+
+def test_python_api_gets_the_model_card_with_the_same_hooks_as_the_cli(tiny_config, image_folders, tmp_path):
+    from mri_cyclegan.data.dataset import load_domain
+    from mri_cyclegan.epoch_hooks import EpochHooks
+    from mri_cyclegan.training.trainer import Trainer
+
+    cfg = tiny_config.replace(**{"train.epochs": 1, "train.epochs_decay": 0})
+    trainer = Trainer(cfg, load_domain(image_folders[0], cfg.data), load_domain(image_folders[1], cfg.data), tmp_path / "run")
+    epochs = []
+    hooks = EpochHooks(trainer, sources=("my T1 folder", "my T2 folder"))
+    trainer.fit(progress=False, on_epoch=lambda t: (epochs.append(t.epoch), hooks(t)))
+    hooks.finish(trainer)
+    card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    assert epochs and "my T1 folder" in card and "my T2 folder" in card

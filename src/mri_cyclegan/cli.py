@@ -184,47 +184,13 @@ def _validation_inputs(args: argparse.Namespace):
     return make_validation(args.val_t1, args.val_t2)
 
 
-class _EpochHooks:
-    """After every epoch on rank 0: validation (--val-t1/--val-t2), TensorBoard (--tensorboard), MODEL_CARD.md."""
-
-    def __init__(self, args: argparse.Namespace, trainer, validation=None) -> None:
-        self.args, self.validation, self.board = args, None, None
-        if validation is not None:
-            from .validation import EpochValidation
-
-            self.validation = EpochValidation(validation, trainer.run_dir)
-        if args.tensorboard:
-            from .tensorboard import TensorBoardLog
-
-            self.board = TensorBoardLog(trainer.layout[trainer.layout.TENSORBOARD])
-
-    def __call__(self, trainer) -> None:
-        scores = self.validation(trainer) if self.validation is not None else None
-        if self.board is not None:
-            self.board.epoch(trainer, scores)
-        self.card(trainer)
-
-    def card(self, trainer) -> None:
-        from .model_card import write_model_card
-
-        rows = self.validation.rows() if self.validation is not None else None
-        paired = self.validation is None or self.validation.validation.paired
-        write_model_card(trainer.run_dir, trainer.config, trainer.t1.summary(), trainer.t2.summary(), trainer.epoch, trainer.step,
-                         trainer.elapsed, rows, paired=paired, device=f"{trainer.device}, {trainer.precision}", sources=(str(self.args.t1), str(self.args.t2)),
-                         drifts=trainer.drifts)
-
-    def finish(self, trainer) -> None:
-        self.card(trainer)
-        if self.board is not None:
-            self.board.close()
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     """Single process, or one rank of a ``torchrun`` job (DDP; rank 0 alone writes the run folder)."""
     from .data.dataset import load_domain, with_data_fingerprint
     from .errors import InputError
     from .io.bids import contrast_files
     from .runtime import broadcast_float, distributed_from_env, init_distributed, resolve_device
+    from .epoch_hooks import EpochHooks
     from .training.run_folder import RunLayout, prepare_run_folder
     from .training.trainer import Trainer
 
@@ -257,7 +223,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             t1 = load_domain(t1_src, cfg.data, "T1 input")
             t2 = load_domain(t2_src, cfg.data, "T2 input")
             trainer = Trainer(cfg, t1, t2, run_dir, dist=dist, best_by_drift=not (validation is not None and validation.paired))
-            hooks = _EpochHooks(args, trainer, validation) if dist.is_main else None
+            hooks = EpochHooks(trainer, validation, args.tensorboard, (str(args.t1), str(args.t2))) if dist.is_main else None
             trainer.fit(resume=args.resume, progress=not args.quiet, on_epoch=hooks)
             if hooks is not None:
                 hooks.finish(trainer)

@@ -77,6 +77,7 @@ def run_demo(out: str | Path, minutes: float = 10.0, progress: bool = True, devi
              context_slices: int = 1) -> dict:
     """Train for ``minutes`` of wall-clock time, evaluate T1->T2 and T2->T1 on the held-out slabs, write the report."""
     from .data.demo import demo_split
+    from .epoch_hooks import EpochHooks
     from .inference import Translator
     from .io import write_nifti
     from .training.trainer import Trainer, priors_from_data
@@ -89,14 +90,11 @@ def run_demo(out: str | Path, minutes: float = 10.0, progress: bool = True, devi
              len(split.t1_train), len(split.t2_train), len(split.test_index), cfg.data.patch,
              f"{context_slices} slices of context" if context_slices > 1 else "2D")
     trainer = Trainer(cfg, split.t1_train, split.t2_train, run_dir)
+    hooks = EpochHooks(trainer, sources=("embedded ICBM 2009c T1 (training slabs)", "embedded ICBM 2009c T2 (training slabs)"))
     t0 = time.perf_counter()
-    trainer.fit(progress=progress)
+    trainer.fit(progress=progress, on_epoch=hooks)
     train_seconds = time.perf_counter() - t0
-    from .model_card import write_model_card
-
-    write_model_card(run_dir, cfg, split.t1_train.summary(), split.t2_train.summary(), trainer.epoch, trainer.step, trainer.elapsed,
-                     device=f"{trainer.device}, {trainer.precision}", sources=("embedded ICBM 2009c T1 (training slabs)", "embedded ICBM 2009c T2 (training slabs)"),
-                     drifts=trainer.drifts)
+    hooks.finish(trainer)
 
     vol_dir = out / "volumes"
     for name, data in (("t1", split.t1.data), ("t2", split.t2.data), ("test_mask", split.test_mask.astype(np.uint8))):
