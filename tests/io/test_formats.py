@@ -321,7 +321,7 @@ def test_dicom_headers_that_lie_are_refused(tmp_path, bad):
 
 def test_enhanced_dicom_with_fewer_frame_items_than_frames_is_refused(tmp_path):
     """8 frames of pixels but per-frame groups for 3: once 3 slices were written and 5 silently dropped."""
-    test_enhanced_multiframe_dicom(tmp_path)  # writes enhanced/mf.dcm (12 frames)
+    test_enhanced_multiframe_dicom(tmp_path, rescaled=False)  # writes enhanced/mf.dcm (12 frames)
     path = tmp_path / "enhanced" / "mf.dcm"
     ds = pydicom.dcmread(str(path))
     from pydicom.sequence import Sequence
