@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from .io.nifti import AXES
-from .metrics import score
+from .metrics import ERROR_THRESHOLD, score
 
 METRICS = ("psnr", "ssim", "mae")
 VOLUME_METRICS = ("psnr_3d", "ssim_3d", "mae_3d", "tp_error", "tp_ratio")
@@ -233,7 +233,7 @@ def evaluate_paths(pred: str | Path, ref: str | Path, out: str | Path, mask: str
                    n_examples: int = 4, axis: str = "axial", uncertainty: bool = False) -> dict:
     """Score predictions against references (and the baselines when the inputs are given); write the report. With
     ``uncertainty``, each prediction's map (found by name beside it, :func:`mri_cyclegan.uncertainty.uncertainty_path`)
-    is scored against the prediction's error (:func:`uncertainty_quality`)."""
+    is scored against the prediction's error (:func:`mri_cyclegan.metrics.uncertainty_scores`)."""
     from .baselines import inverse_histogram_lut, tissue_values
     from .config import DataConfig
     from .data.preprocess import Preprocessor
@@ -307,7 +307,7 @@ def evaluate_paths(pred: str | Path, ref: str | Path, out: str | Path, mask: str
 
 
 UNCERTAINTY_PROTOCOL = ("Uncertainty: each map divided by its prediction's 0.5/99.5 percentile window (the [0, 1] scale of the "
-                        "scores); AUROC for finding the voxels in the mask whose |error| exceeds 0.1, Spearman rho between "
+                        f"scores); AUROC for finding the voxels in the mask whose |error| exceeds {ERROR_THRESHOLD}, Spearman rho between "
                         "uncertainty and |error|, and the reliability curve (mean |error| in each tenth of the voxels, "
                         "ordered by uncertainty); over all scored voxels together and per file.")
 

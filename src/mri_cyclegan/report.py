@@ -14,7 +14,7 @@ import numpy as np
 
 from .io.atomic import atomic_path
 from .training.run_folder import RunLayout
-from .viewer import ERROR_VMAX, Viewer, viewer_html, viewer_script
+from .viewer import ERROR_VMAX, Viewer, display_max, viewer_html, viewer_script
 
 METHOD_LABELS = {"model": "CycleGAN (this model)", "identity": "identity (input as output)", "inverse_histogram": "inverse histogram matching"}
 
@@ -95,8 +95,7 @@ def _table(res: DirectionResult) -> str:
 
 def _examples(res: DirectionResult) -> str:
     with_unc = any(ex.uncertainty is not None for ex in res.examples)
-    vmax = max((float(np.percentile(ex.uncertainty[ex.mask], 99)) for ex in res.examples if ex.uncertainty is not None and ex.mask.any()),
-               default=1.0) or 1.0
+    vmax = max((display_max(ex.uncertainty[ex.mask]) for ex in res.examples if ex.uncertainty is not None and ex.mask.any()), default=1.0)
     out = ['<table class="examples"><tr><th>view (native resolution)</th><th>input</th><th>prediction</th><th>reference</th>'
            f'<th>|error| (0–{ERROR_VMAX})</th>' + (f"<th>uncertainty (0–{vmax:.3g})</th>" if with_unc else "") + "</tr>"]
     for ex in res.examples:

@@ -54,8 +54,7 @@ class Member(str, Enum):
 # lesion case, in both directions, for one extra generator pass; intensity perturbations (gain, offset) pointed away
 # from the errors
 DEFAULT_MEMBERS: tuple[Member, ...] = (Member.PRIOR, Member.FLIP, Member.EDGE)
-# generator passes per member (for the cost model and the docs), and how many predictions each member gives
-PASSES = {Member.FLIP: 1, Member.SHIFT: 1, Member.GAIN: 2, Member.OFFSET: 2, Member.EDGE: 0, Member.PRIOR: 0, Member.CYCLE: 2}
+# how many predictions each member gives (its generator passes are in the module docstring)
 OUTPUTS = {Member.FLIP: 1, Member.SHIFT: 1, Member.GAIN: 2, Member.OFFSET: 2, Member.EDGE: 2, Member.PRIOR: 1, Member.CYCLE: 1}
 # weight of each member's squared difference in the mean (1 unless said): the edge term alone flags every tissue
 # boundary; at full weight it drowned the network's own disagreement in the lesion cases (benchmarks/uncertainty.py

@@ -18,6 +18,12 @@ import numpy as np
 ERROR_VMAX = 0.25  # |error| colour scale of the pictures and the viewer ([0, 1] units)
 
 
+def display_max(values: np.ndarray) -> float:
+    """The top of an uncertainty map's colour scale: the 99th percentile of its (in-mask) values, 1 when that is 0."""
+    top = float(np.percentile(values, 99)) if np.size(values) else 0.0
+    return top if top > 0 else 1.0
+
+
 @dataclass
 class Viewer:
     """One volume for the report's slice viewer: canonical (X, Y, Z) uint8 panels, cropped to the mask (plus a margin)
@@ -46,8 +52,7 @@ class Viewer:
         if reference is not None:
             panels += [("reference", "gray", u8(reference)), (f"|error| (0–{ERROR_VMAX})", "magma", u8(np.abs(prediction - reference) * mask, ERROR_VMAX))]
         if uncertainty is not None:
-            vmax = float(np.percentile(uncertainty[mask], 99)) if mask.any() else float(uncertainty.max())
-            vmax = vmax if vmax > 0 else 1.0
+            vmax = display_max(uncertainty[mask] if mask.any() else uncertainty)
             panels.append((f"uncertainty (0–{vmax:.3g})", "magma", u8(uncertainty, vmax)))
         shape = panels[0][2].shape
         return cls(name, (int(shape[0]), int(shape[1]), int(shape[2])), step, panels)
