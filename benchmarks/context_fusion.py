@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, write_json  # noqa: E402
 
 from mri_cyclegan.data.demo import demo_split  # noqa: E402
-from mri_cyclegan.evaluate import score_pair, to_unit  # noqa: E402
+from mri_cyclegan.metrics import score, to_unit  # noqa: E402
 from mri_cyclegan.inference import Translator  # noqa: E402
 
 
@@ -32,7 +32,7 @@ def main() -> None:
     for avg in (False, True):
         tr.average_context = avg
         for d, src, ref in (("t1_to_t2", split.t1, split.t2), ("t2_to_t1", split.t2, split.t1)):
-            s = score_pair(to_unit(tr.translate(src, d)), to_unit(ref.data), split.test_mask)
+            s = score(to_unit(tr.translate(src, d)), to_unit(ref.data), split.test_mask)
             row = {"fusion": "mean" if avg else "centre", "direction": d, "psnr": float(np.mean([r["psnr"] for r in s.slices])),
                    "ssim": float(np.mean([r["ssim"] for r in s.slices])), **s.volume}
             rows.append(row)

@@ -26,7 +26,8 @@ def views_figure(vol_dir: Path, path: Path) -> None:
     import numpy as np
     from PIL import Image, ImageDraw
 
-    from mri_cyclegan.evaluate import orthogonal_views, to_unit, view
+    from mri_cyclegan.evaluate import orthogonal_views, view
+    from mri_cyclegan.metrics import to_unit
 
     names = ("t1", "fake_t2", "t2", "fake_t1")
     vols = {n: to_unit(np.asarray(nib.load(vol_dir / f"{n}.nii.gz").dataobj, np.float32)) for n in names}

@@ -144,12 +144,12 @@ def faithfulness_metrics(pred: np.ndarray, truth: np.ndarray, source: np.ndarray
     """pred/truth/source: [0, 1] volumes (X, Y, Z) of subject s, or only the axial slices ``zs`` (2D case: (X, Y, len(zs)))."""
     from scipy import ndimage
 
-    from mri_cyclegan.evaluate import score_pair
+    from mri_cyclegan.metrics import score
 
     sel = (lambda m: m[:, :, zs]) if zs is not None else (lambda m: m)
     brain = sel(s.brain)
     out: dict[str, float] = {}
-    scored = score_pair(pred, truth, brain, axis=2)
+    scored = score(pred, truth, brain, axis=2)
     out["psnr"] = float(np.mean([r["psnr"] for r in scored.slices]))
     out["ssim"] = float(np.mean([r["ssim"] for r in scored.slices]))
     if zs is None:
@@ -190,7 +190,7 @@ def test_data(kind: str):
 
 def translate_test(translator, kind: str, s: Subject, vols: dict, zs, direction: str) -> np.ndarray:
     """The translation of subject 100's source contrast as a [0, 1] (X, Y, Z) volume (or (X, Y, 15) slices)."""
-    from mri_cyclegan.evaluate import to_unit
+    from mri_cyclegan.metrics import to_unit
     from mri_cyclegan.io import Volume
 
     src = vols[DIRECTIONS[direction][0]]
@@ -207,7 +207,7 @@ def translate_test(translator, kind: str, s: Subject, vols: dict, zs, direction:
 
 
 def unit_slices(vol: np.ndarray, zs) -> np.ndarray:
-    from mri_cyclegan.evaluate import to_unit
+    from mri_cyclegan.metrics import to_unit
 
     if zs is None:
         return to_unit(vol)
@@ -220,7 +220,7 @@ def run_case(case: str, methods: list[str], work: Path, args) -> dict:
     from mri_cyclegan.config import Config
     from mri_cyclegan.data.dataset import load_domain, with_data_fingerprint
     from mri_cyclegan.inference import Translator
-    from mri_cyclegan.training.checkpoint import load_checkpoint
+    from mri_cyclegan.checkpoints import load_checkpoint
     from mri_cyclegan.training.trainer import Trainer
 
     spec = CASES[case]

@@ -338,7 +338,7 @@ def _bids_sidecar(d: Path) -> Path:
 def _nan_ckpt(d: Path, ckpt: Path) -> Path:
     import torch
 
-    from mri_cyclegan.training.checkpoint import load_checkpoint, save_checkpoint
+    from mri_cyclegan.checkpoints import load_checkpoint, save_checkpoint
 
     tensors, meta, _ = load_checkpoint(ckpt)
     key = next(k for k in tensors if k.endswith("prior.lut"))

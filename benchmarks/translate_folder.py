@@ -29,7 +29,7 @@ def main() -> None:
     from mri_cyclegan.data.demo import load_demo_volumes
     from mri_cyclegan.inference import Translator, _read, _write, translate_path
     from mri_cyclegan.io import write_nifti
-    from mri_cyclegan.io.nifti import slices
+    from mri_cyclegan.io.geometry import slices
 
     root = Path(tempfile.mkdtemp(prefix="translate_folder_"))
     src = root / "in"
@@ -49,7 +49,7 @@ def main() -> None:
         import numpy as np
         from PIL import Image
 
-        from mri_cyclegan.io.nifti import slices
+        from mri_cyclegan.io.geometry import slices
 
         img_dir = root / "png"
         img_dir.mkdir()

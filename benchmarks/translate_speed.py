@@ -53,7 +53,7 @@ def main() -> None:
         models["model"] = args.model
     else:
         from mri_cyclegan.demo import demo_config
-        from mri_cyclegan.training.checkpoint import model_tensors, save_checkpoint
+        from mri_cyclegan.checkpoints import model_tensors, save_checkpoint
 
         for k in (int(c) for c in args.context.split(",")):
             cfg = demo_config(10, k).replace(**{"data.spacing": 1.0})

@@ -101,7 +101,7 @@ def score_case(case: str, ckpt: Path, names: tuple[str, ...] = ALL, edge_weights
     import torch
     from scipy import ndimage
 
-    from mri_cyclegan.evaluate import to_unit, unit_magnitude
+    from mri_cyclegan.metrics import to_unit, unit_magnitude
     from mri_cyclegan.inference import Translator
     from mri_cyclegan.metrics import uncertainty_scores
     from mri_cyclegan.uncertainty import DEFAULT_MEMBERS, OUTPUTS, WEIGHTS, Member, member_weights, parse_members, spread

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, write_json  # noqa: E402
 
 from mri_cyclegan.data.demo import load_demo_volumes, split_slabs  # noqa: E402
-from mri_cyclegan.io.nifti import slices  # noqa: E402
+from mri_cyclegan.io.geometry import slices  # noqa: E402
 
 SHAPE = (217, 181)  # rows x columns of the seed-style slices
 

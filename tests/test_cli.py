@@ -31,7 +31,7 @@ def test_train_smoke_writes_run_folder(run_dir):
     assert len(rows) == 3 and [r.split(",")[0] for r in rows[1:]] == ["1", "2"]  # header + 2 iterations
     assert all(np.isfinite(float(v)) for r in rows[1:] for v in r.split(","))
     from mri_cyclegan.config import Config
-    from mri_cyclegan.training.checkpoint import load_checkpoint
+    from mri_cyclegan.checkpoints import load_checkpoint
 
     _, meta, config = load_checkpoint(run_dir)
     assert meta["step"] == 2 and meta["epoch"] == 1 and config == Config.from_dict(json.loads((run_dir / "config.json").read_text()))

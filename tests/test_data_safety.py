@@ -273,7 +273,7 @@ def test_quiet_is_quiet(image_folders, tmp_path, capsys):
 
 
 def test_demo_folder_is_protected_too(tmp_path):
-    from mri_cyclegan.training.run_folder import prepare_run_folder
+    from mri_cyclegan.run_folder import prepare_run_folder
 
     run = tmp_path / "demo_out" / "run"
     (run / "checkpoints").mkdir(parents=True)

@@ -152,10 +152,11 @@ def test_evaluate_nifti_volumes(tmp_path):
     assert main(args) == 2
 
 
-def test_score_pair_crop_is_exact():
+def test_score_crop_is_exact():
     """Scoring crops volumes to the mask's box plus the SSIM radius; the scores must equal whole-volume ones."""
-    from mri_cyclegan.evaluate import score_pair
-    from mri_cyclegan.metrics import score, through_plane
+    from mri_cyclegan.metrics import image_scores as score
+    from mri_cyclegan.metrics import score as score_pair
+    from mri_cyclegan.metrics import through_plane
 
     rng = np.random.default_rng(0)
     ref = rng.random((40, 36, 30))
@@ -170,6 +171,9 @@ def test_score_pair_crop_is_exact():
     assert [r["slice"] for r in s.slices] == list(range(8, 20))
     k = 10
     assert abs(s.slices[2]["ssim"] - score(pred[:, :, k], ref[:, :, k], mask[:, :, k])["ssim"]) < 1e-10
+    means = s.means()  # the protocol's names: per-slice means and 3D values, never mixed
+    assert means["psnr"] == pytest.approx(np.mean([r["psnr"] for r in s.slices])) and means["psnr_3d"] == s.volume["psnr_3d"]
+    assert means["psnr"] != pytest.approx(means["psnr_3d"])
 
 
 def test_evaluate_uncertainty_scores_and_viewer(tmp_path, capsys):

@@ -129,7 +129,7 @@ def test_trainer_safety_net_warns_records_and_keeps_best_within_limits(tmp_path,
 
     from mri_cyclegan.data.dataset import SliceSet, Stack
     from mri_cyclegan.models.networks import last_conv
-    from mri_cyclegan.training.checkpoint import load_checkpoint
+    from mri_cyclegan.checkpoints import load_checkpoint
     from mri_cyclegan.training.trainer import Trainer
 
     slices = np.stack([_tissue_slice(48) + np.random.default_rng(i).normal(0, 0.02, (48, 48)).astype(np.float32) for i in range(4)])

@@ -126,7 +126,7 @@ def test_poisoned_checkpoint_and_onnx_files_are_one_line(tmp_path, run_dir):
     import torch
 
     from mri_cyclegan.inference import Translator
-    from mri_cyclegan.training.checkpoint import load_checkpoint, save_checkpoint
+    from mri_cyclegan.checkpoints import load_checkpoint, save_checkpoint
 
     tensors, meta, _ = load_checkpoint(run_dir)
     key = next(k for k in tensors if k.endswith("prior.lut"))

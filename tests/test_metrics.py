@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
-from mri_cyclegan.metrics import foreground_mask, mae, psnr, score, ssim
+from mri_cyclegan.metrics import foreground_mask, image_scores, mae, psnr, ssim
 
 
 @pytest.mark.parametrize("shape", [(32, 32), (40, 57), (96, 77)])
@@ -48,7 +48,7 @@ def test_errors_and_auto_mask():
     img[10:30, 10:30] = 1.0
     m = foreground_mask(img)
     assert m[20, 20] and not m[2, 2] and 390 <= m.sum() <= 400  # the opening rounds the corners
-    assert set(score(img, img)) == {"psnr", "ssim", "mae"}
+    assert set(image_scores(img, img)) == {"psnr", "ssim", "mae"}
 
 
 def test_through_plane_sees_striping():

@@ -180,3 +180,30 @@ def test_python_api_gets_the_model_card_with_the_same_hooks_as_the_cli(tiny_conf
     hooks.finish(trainer)
     card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
     assert epochs and "my T1 folder" in card and "my T2 folder" in card
+
+
+def test_validation_and_evaluate_share_one_protocol_on_volumes(run_dir, tmp_path):
+    """Per-slice means are 'psnr' and whole volumes 'psnr_3d' in val.csv exactly as in evaluate's metrics.json
+    (val.csv's 'psnr' once was the 3D value while evaluate's was the slice mean)."""
+    import nibabel as nib
+    from phantoms import volume_pair
+
+    from mri_cyclegan.evaluate import evaluate_paths
+    from mri_cyclegan.inference import Translator
+    from mri_cyclegan.io import read_volume
+    from mri_cyclegan.validation import PairedValidation
+
+    a, b, pred_dir = tmp_path / "t1", tmp_path / "t2", tmp_path / "pred"
+    for d in (a, b, pred_dir):
+        d.mkdir()
+    aff = np.diag([1.0, 1.2, 2.0, 1.0])
+    t1, t2 = volume_pair((40, 36, 12), seed=3)
+    nib.save(nib.Nifti1Image(t1, aff), a / "s1.nii.gz")
+    nib.save(nib.Nifti1Image(t2, aff), b / "s1.nii.gz")
+    translator = Translator.from_checkpoint(run_dir, device="cpu")
+    val = PairedValidation(a, b, directions=("t1_to_t2",)).score(translator)
+    nib.save(nib.Nifti1Image(translator.translate(read_volume(a / "s1.nii.gz"), "t1_to_t2"), aff),
+             pred_dir / "s1.nii.gz")
+    m = evaluate_paths(pred_dir, b, tmp_path / "ev", direction="t1_to_t2")["model"]
+    assert val["t1_to_t2_psnr"] == pytest.approx(m["psnr"], abs=1e-6) and val["t1_to_t2_psnr_3d"] == pytest.approx(m["psnr_3d"], abs=1e-6)
+    assert val["t1_to_t2_ssim"] == pytest.approx(m["ssim"], abs=1e-6) and val["t1_to_t2_psnr"] != pytest.approx(val["t1_to_t2_psnr_3d"], abs=1e-3)

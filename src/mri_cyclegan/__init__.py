@@ -2,4 +2,4 @@
 
 __version__ = "0.1.0"
 
-DIRECTIONS = ("t1_to_t2", "t2_to_t1")
+from .directions import DIRECTIONS, Contrast, Direction  # noqa: E402,F401  (leaf module: no heavy imports)

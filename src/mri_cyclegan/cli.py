@@ -11,6 +11,10 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from .directions import DIRECTIONS, Contrast
+
+DIRECTION_CHOICES = [d.value.replace("_", "-") for d in DIRECTIONS]  # t1-to-t2, t2-to-t1 (either spelling is parsed)
+
 log = logging.getLogger("mri_cyclegan")
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
@@ -129,7 +133,7 @@ def resolve_train_config(args: argparse.Namespace):
     from .errors import InputError
 
     overrides = _overrides(args)
-    from .training.run_folder import RunLayout
+    from .run_folder import RunLayout
 
     run_cfg = RunLayout(Path(args.out))[RunLayout.CONFIG]
     if args.resume and run_cfg.is_file():
@@ -191,7 +195,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .io.bids import contrast_files
     from .runtime import broadcast_float, distributed_from_env, init_distributed, resolve_device
     from .epoch_hooks import EpochHooks
-    from .training.run_folder import RunLayout, prepare_run_folder
+    from .run_folder import RunLayout, prepare_run_folder
     from .training.trainer import Trainer
 
     if bool(args.val_t1) != bool(args.val_t2):
@@ -205,8 +209,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if dist.is_main:
         try:  # everything that can refuse the inputs, before the run folder is touched
             with _silenced("mri_cyclegan.io.bids"):  # found again (and logged) once train.log exists
-                contrast_files(args.t1, "t1", _subjects(args.subjects), "T1 input")
-                contrast_files(args.t2, "t2", _subjects(args.subjects), "T2 input")
+                contrast_files(args.t1, Contrast.T1, _subjects(args.subjects), "T1 input")
+                contrast_files(args.t2, Contrast.T2, _subjects(args.subjects), "T2 input")
             validation = _validation_inputs(args)
             run_dir = prepare_run_folder(args.out, resume=args.resume, overwrite=args.overwrite)
         except InputError as e:
@@ -216,8 +220,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     handler = _add_file_log(RunLayout(run_dir)[RunLayout.TRAIN_LOG]) if dist.is_main else None
     try:
         with _progress_logging(not args.quiet and dist.is_main):
-            t1_src = contrast_files(args.t1, "t1", _subjects(args.subjects), "T1 input")
-            t2_src = contrast_files(args.t2, "t2", _subjects(args.subjects), "T2 input")
+            t1_src = contrast_files(args.t1, Contrast.T1, _subjects(args.subjects), "T1 input")
+            t2_src = contrast_files(args.t2, Contrast.T2, _subjects(args.subjects), "T2 input")
             if not args.resume:  # derive what was left at 'auto' (the target spacing) and record it in the config
                 cfg = with_data_fingerprint(cfg, t1_src, t2_src)
             t1 = load_domain(t1_src, cfg.data, "T1 input")
@@ -328,7 +332,7 @@ def _table(results: dict[str, dict[str, dict[str, float]]]) -> str:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
-    from .training.run_folder import prepare_run_folder
+    from .run_folder import prepare_run_folder
 
     prepare_run_folder(Path(args.out) / "run", resume=False, overwrite=args.overwrite, shown=args.out, can_resume=False)
     handler = _add_file_log(Path(args.out) / "demo.log")
@@ -339,7 +343,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         logging.getLogger("mri_cyclegan").removeHandler(handler)
         handler.close()
-    print(_table({d: metrics[d] for d in ("t1_to_t2", "t2_to_t1")}))
+    print(_table({d: metrics[d] for d in DIRECTIONS}))
     print(f"trained {metrics['iterations']} iterations in {metrics['train_seconds']:.0f} s; report: {Path(args.out) / 'report.html'}")
     return EXIT_OK
 
@@ -391,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="INPUT: image, volume (NIfTI, MGH/MGZ, NRRD, MHA/MHD), DICOM series, or a folder of them. "
                                     "Outputs keep size, bit depth, affine and header; a DICOM series becomes NIfTI (or DICOM with --dicom-out).")
     tr.add_argument("--model", required=True, help="run folder or .safetensors checkpoint")
-    tr.add_argument("--direction", required=True, choices=["t1-to-t2", "t2-to-t1"], help="translation direction")
+    tr.add_argument("--direction", required=True, choices=DIRECTION_CHOICES, help="translation direction")
     tr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto")
     tr.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"], help="default fp32")
     tr.add_argument("--batch-size", type=int, default=16, help="slices per forward pass (default 16)")
@@ -422,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also score each prediction's uncertainty map (from translate --uncertainty, found by name beside it): "
                         "AUROC for |error| > 0.1, Spearman rho, reliability curve")
     e.add_argument("--model", help="run folder or checkpoint: its histogram prior for the baseline, loss curves and progress in the report")
-    e.add_argument("--direction", default="t1-to-t2", choices=["t1-to-t2", "t2-to-t1"], help="default t1-to-t2")
+    e.add_argument("--direction", default=DIRECTION_CHOICES[0], choices=DIRECTION_CHOICES, help=f"default {DIRECTION_CHOICES[0]}")
     e.add_argument("--axis", default="axial", choices=["axial", "coronal", "sagittal"],
                    help="volumes: the translation axis for per-slice and through-plane scores (default axial)")
     e.add_argument("--out", required=True, help="output folder for metrics.json and report.html")
@@ -442,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="export a trained generator to ONNX", description="Dynamic batch and image size.")
     x.add_argument("--model", required=True, help="run folder or .safetensors checkpoint")
-    x.add_argument("--direction", default="t1-to-t2", choices=["t1-to-t2", "t2-to-t1"], help="default t1-to-t2")
+    x.add_argument("--direction", default=DIRECTION_CHOICES[0], choices=DIRECTION_CHOICES, help=f"default {DIRECTION_CHOICES[0]}")
     x.add_argument("--format", default="onnx", choices=["onnx"], help="export format (onnx)")
     x.add_argument("output", help="output .onnx file")
     x.set_defaults(func=cmd_export)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config
+from .directions import DIRECTIONS, Direction
 from .evaluate import PROTOCOL
 from .report import write_report
 
@@ -47,22 +48,23 @@ def demo_config(minutes: float, context_slices: int = 1, device: str = "auto", s
 def score_demo(translator, split, luts: dict[str, np.ndarray], out: Path | None = None) -> list:
     """Translate the whole T1 and T2 volumes with the model and with the inverse-histogram baseline (through the
     same preprocessing), then score only the held-out slabs: 3D, per slice and through-plane (axis 2)."""
-    from .evaluate import EvaluationSet, baseline_translation, score_pair, to_unit, unit_magnitude
+    from .evaluate import EvaluationSet, baseline_translation
+    from .metrics import score, to_unit, unit_magnitude
     from .io import write_nifti
     from .uncertainty import uncertainty_path
 
     mask = split.test_mask
     results = []
-    for direction, src, ref in (("t1_to_t2", split.t1, split.t2), ("t2_to_t1", split.t2, split.t1)):
+    for direction, src, ref in ((Direction.T1_TO_T2, split.t1, split.t2), (Direction.T2_TO_T1, split.t2, split.t1)):
         pred, unc = translator.translate_with_uncertainty(src, direction)
         base = baseline_translation(src, luts[direction], translator.preprocessor)
         ref_unit, pred_unit, src_unit = to_unit(ref.data), to_unit(pred), to_unit(src.data)
         unc_unit = unit_magnitude(unc, pred)  # the [0, 1] units of the scores (evaluate --uncertainty's rule)
         ev = EvaluationSet(direction, n_examples=3)
         name = f"icbm2009c {direction.replace('_', ' ')}"
-        ev.add(name, "model", score_pair(pred_unit, ref_unit, mask))
-        ev.add(name, "inverse_histogram", score_pair(to_unit(base), ref_unit, mask))
-        ev.add(name, "identity", score_pair(src_unit, ref_unit, mask))
+        ev.add(name, "model", score(pred_unit, ref_unit, mask))
+        ev.add(name, "inverse_histogram", score(to_unit(base), ref_unit, mask))
+        ev.add(name, "identity", score(src_unit, ref_unit, mask))
         ev.add_uncertainty(name, unc_unit, np.abs(pred_unit - ref_unit), mask)
         ev.add_examples(name, pred_unit, ref_unit, split.mask, src_unit, unc_unit)
         results.append(ev.result())
@@ -100,7 +102,7 @@ def run_demo(out: str | Path, minutes: float = 10.0, progress: bool = True, devi
     for name, data in (("t1", split.t1.data), ("t2", split.t2.data), ("test_mask", split.test_mask.astype(np.uint8))):
         write_nifti(vol_dir / f"{name}.nii.gz", data, split.t1.affine)
     translator = Translator(trainer.model, cfg, device=device)
-    luts = dict(zip(("t1_to_t2", "t2_to_t1"), priors_from_data(split.t1_train, split.t2_train)))
+    luts = dict(zip(DIRECTIONS, priors_from_data(split.t1_train, split.t2_train)))
     results = score_demo(translator, split, luts, vol_dir)
     extra = {"train_seconds": round(train_seconds, 1), "n_test_slices": len(split.test_index), "test_slices": split.test_index,
              "iterations": trainer.step, "seconds_per_iteration": round(train_seconds / max(1, trainer.step), 3),

@@ -15,17 +15,16 @@ from typing import Sequence
 
 import numpy as np
 
-from .io.nifti import AXES
-from .metrics import ERROR_THRESHOLD, score
+from .io.geometry import AXES
+from .directions import Direction
+from .metrics import ERROR_THRESHOLD, SLICE_METRICS, VOLUME_METRICS, Scored, score, to_unit, unit_magnitude
 
-METRICS = ("psnr", "ssim", "mae")
-VOLUME_METRICS = ("psnr_3d", "ssim_3d", "mae_3d", "tp_error", "tp_ratio")
 
 
 def summarize(per_image: Sequence[dict[str, float]], per_volume: Sequence[dict[str, float]] = ()) -> dict[str, float]:
     """Mean and standard deviation of each metric: per image/slice, and per volume when there are volumes."""
     out: dict[str, float] = {}
-    for rows, keys in ((per_image, METRICS), (per_volume, VOLUME_METRICS)):
+    for rows, keys in ((per_image, SLICE_METRICS), (per_volume, VOLUME_METRICS)):
         for k in keys:
             if rows and k in rows[0]:
                 v = np.array([r[k] for r in rows], dtype=np.float64)
@@ -35,58 +34,6 @@ def summarize(per_image: Sequence[dict[str, float]], per_volume: Sequence[dict[s
     if per_volume:
         out["n_volumes"] = len(per_volume)
     return out
-
-
-def to_unit(data: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5)) -> np.ndarray:
-    """Map an image's (volume's) own robust intensity window to [0, 1] (the rule for every image scored)."""
-    from .data.preprocess import normalize, robust_range
-
-    return ((normalize(data, *robust_range(data, percentiles)) + 1) / 2).astype(np.float64)
-
-
-def unit_magnitude(magnitude: np.ndarray, data: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5)) -> np.ndarray:
-    """A magnitude in ``data``'s intensity units (an uncertainty map of a translation) on the [0, 1] scale that
-    :func:`to_unit` gives ``data``: divided by the width of data's robust window."""
-    from .data.preprocess import robust_range
-
-    lo, hi = robust_range(data, percentiles)
-    return np.asarray(magnitude, np.float64) / max(hi - lo, 1e-12)
-
-
-@dataclass
-class Scored:
-    """One scored file: per-slice rows (2D: one row), and for volumes one 3D row."""
-
-    slices: list[dict[str, float]]
-    volume: dict[str, float] | None
-
-
-def mask_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
-    """The mask's bounding box grown by ``margin`` (clipped to the array)."""
-    idx = np.argwhere(mask)
-    lo, hi = idx.min(0) - margin, idx.max(0) + margin + 1
-    return tuple(slice(max(0, int(a)), min(n, int(b))) for a, b, n in zip(lo, hi, mask.shape))
-
-
-def score_pair(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray, axis: int = 2, min_slice_fraction: float = 0.01) -> Scored:
-    """[0, 1] prediction vs reference (2D, or canonical 3D) inside ``mask``; slices along ``axis`` whose mask
-    covers less than ``min_slice_fraction`` (and 16 pixels) are left out of the per-slice rows."""
-    from .metrics import SSIM_RADIUS, through_plane
-
-    if pred.ndim == 2:
-        return Scored([score(pred, ref, mask)], None)
-    if pred.shape != ref.shape or mask.shape != ref.shape:
-        raise ValueError(f"shapes differ: prediction {pred.shape}, reference {ref.shape}, mask {mask.shape}")
-    # every voxel whose SSIM window touches the mask lies in this box: scores are the same as on the whole volume
-    box = mask_box(mask, SSIM_RADIUS)
-    p, r, m = pred[box], ref[box], mask[box]
-    rows = []
-    for k, (ps, rs, ms) in enumerate(zip(np.moveaxis(p, axis, 0), np.moveaxis(r, axis, 0), np.moveaxis(m, axis, 0))):
-        if ms.sum() >= max(16, min_slice_fraction * ms.size):
-            rows.append({"slice": k + box[axis].start, **score(ps, rs, ms)})
-    vol = {f"{k}_3d": v for k, v in score(p, r, m).items()}
-    vol.update(through_plane(p, r, axis, m))
-    return Scored(rows, vol)
 
 
 def orthogonal_views(volume: np.ndarray, mask: np.ndarray) -> list[tuple[str, tuple[slice | int, ...]]]:
@@ -133,7 +80,7 @@ def match_pairs(pred_files: Sequence[Path], ref_files: Sequence[Path]) -> list[t
 def load_canonical(path: Path):
     """Raw data of an image (2D) or volume (3D, in canonical RAS order) and the file's Volume."""
     from .io import read_any
-    from .io.nifti import to_canonical
+    from .io.geometry import to_canonical
 
     vol = read_any(path)
     data = vol.data if vol.data.ndim == 2 else to_canonical(vol.data, vol.affine)
@@ -216,7 +163,7 @@ class EvaluationSet:
         methods = list(self.rows)
         for k, row in enumerate(self.rows[methods[0]]):
             per_image.append({"name": row["name"], **({"slice": row["slice"]} if "slice" in row else {}),
-                              **{m: {x: self.rows[m][k][x] for x in METRICS} for m in methods}})
+                              **{m: {x: self.rows[m][k][x] for x in SLICE_METRICS} for m in methods}})
         per_volume = [{"name": r["name"], **{m: {x: self.volume_rows[m][k][x] for x in VOLUME_METRICS} for m in self.volume_rows}}
                       for k, r in enumerate(self.volume_rows.get(methods[0], []))]
         return DirectionResult(self.direction, summaries, per_image, self.examples, per_volume, self.uncertainty_summary(), self.viewers)
@@ -229,7 +176,7 @@ PROTOCOL = ("each image (whole volume) mapped to [0, 1] by its own 0.5/99.5 perc
 
 
 def evaluate_paths(pred: str | Path, ref: str | Path, out: str | Path, mask: str | Path | None = None,
-                   input_path: str | Path | None = None, model: str | Path | None = None, direction: str = "t1_to_t2",
+                   input_path: str | Path | None = None, model: str | Path | None = None, direction: Direction | str = Direction.T1_TO_T2,
                    n_examples: int = 4, axis: str = "axial", uncertainty: bool = False) -> dict:
     """Score predictions against references (and the baselines when the inputs are given); write the report. With
     ``uncertainty``, each prediction's map (found by name beside it, :func:`mri_cyclegan.uncertainty.uncertainty_path`)
@@ -239,7 +186,7 @@ def evaluate_paths(pred: str | Path, ref: str | Path, out: str | Path, mask: str
     from .data.preprocess import Preprocessor
     from .errors import InputError
     from .io import list_inputs
-    from .io.nifti import to_canonical
+    from .io.geometry import to_canonical
     from .metrics import foreground_mask
     from .report import write_report
 
@@ -279,17 +226,17 @@ def evaluate_paths(pred: str | Path, ref: str | Path, out: str | Path, mask: str
             continue
         usable += 1
         pred_unit = to_unit(pd)
-        ev.add(p.name, "model", score_pair(pred_unit, rd_unit, m, ax))
+        ev.add(p.name, "model", score(pred_unit, rd_unit, m, ax))
         inp_unit = None
         if p in input_files:
             idata, ivol = load_canonical(input_files[p])
             if idata.shape != rd.shape:
                 raise InputError(f"input {input_files[p]} ({idata.shape}) and reference {r} ({rd.shape}) differ in shape")
             inp_unit = to_unit(idata)
-            ev.add(p.name, "identity", score_pair(inp_unit, rd_unit, m, ax))
+            ev.add(p.name, "identity", score(inp_unit, rd_unit, m, ax))
             base = baseline_translation(ivol, lut, pre)
             base = base if base.ndim == 2 else to_canonical(base, ivol.affine)
-            ev.add(p.name, "inverse_histogram", score_pair(to_unit(base), rd_unit, m, ax))
+            ev.add(p.name, "inverse_histogram", score(to_unit(base), rd_unit, m, ax))
         unc_unit = None
         if p in maps:
             unc_unit = _unit_uncertainty(maps[p], pd)
@@ -333,11 +280,11 @@ def _unit_uncertainty(path: Path, pred_raw: np.ndarray) -> np.ndarray:
 
 def _model_info(model: str | Path, direction: str):
     """The model's config and, if it has a histogram prior, its lookup table for ``direction``."""
-    from .training.checkpoint import load_checkpoint
+    from .checkpoints import load_model
 
-    tensors, _, config = load_checkpoint(model)
-    key = f"model/g_{direction}.prior.lut"
-    return config, (tensors[key].numpy() if key in tensors else None)
+    cyclegan, config = load_model(model)
+    prior = cyclegan.generator(direction).prior
+    return config, (prior.lut.detach().numpy().copy() if prior is not None else None)
 
 
 def _run_dir(model: str | Path | None) -> Path | None:
@@ -345,7 +292,7 @@ def _run_dir(model: str | Path | None) -> Path | None:
     the report embeds files of that run only, never of a folder that merely lies above a checkpoint file."""
     if model is None:
         return None
-    from .training.run_folder import RunLayout
+    from .run_folder import RunLayout
 
     p = Path(model)
     if p.is_dir():

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import torch
 
+from .directions import Direction
 from .errors import InputError
 from .io.atomic import atomic_path
 
 
-def export_onnx(model: str | Path, output: str | Path, direction: str = "t1_to_t2", opset: int = 17) -> Path:
+def export_onnx(model: str | Path, output: str | Path, direction: Direction | str = Direction.T1_TO_T2, opset: int = 17) -> Path:
     from .inference import Translator
 
     try:

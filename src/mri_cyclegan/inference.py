@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checkpoints import load_model
 from .config import Config
+from .directions import Direction
 from .data.patches import apply_whole
 from .data.preprocess import Preprocessor, context_windows
 from .errors import InputError
@@ -24,20 +26,17 @@ from .io import is_dicom, is_volume, list_inputs, read_any, read_image, write_im
 from .io.volume import Volume
 from .models import CycleGAN
 from .runtime import autocast, eval_mode, resolve_device, resolve_precision
-from .training.checkpoint import load_checkpoint, load_module
 from .uncertainty import DEFAULT_MEMBERS, Member, member_weights, members, spread, uncertainty_path
 
 log = logging.getLogger(__name__)
 
-OTHER_DIRECTION = {"t1_to_t2": "t2_to_t1", "t2_to_t1": "t1_to_t2"}
-DIRECTION_ALIASES = {"t1-to-t2": "t1_to_t2", "t2-to-t1": "t2_to_t1", "t1_to_t2": "t1_to_t2", "t2_to_t1": "t2_to_t1"}
 
-
-def normalize_direction(direction: str) -> str:
+def normalize_direction(direction: str | Direction) -> Direction:
+    """User text (``t1-to-t2``, ``t1_to_t2``, ...) -> the Direction; a bad value is an InputError (exit 2)."""
     try:
-        return DIRECTION_ALIASES[direction.lower()]
-    except KeyError:
-        raise InputError(f"direction must be t1-to-t2 or t2-to-t1; got {direction!r}") from None
+        return Direction.parse(direction)
+    except ValueError as e:
+        raise InputError(str(e)) from None
 
 
 class Translator:
@@ -81,9 +80,7 @@ class Translator:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", precision: str = "fp32", batch_size: int = 16) -> Translator:
-        tensors, _, config = load_checkpoint(path)
-        model = CycleGAN.from_config(config)
-        load_module(model, tensors, "model", path)
+        model, config = load_model(path)
         return cls(model, config, device, precision, batch_size)
 
     @property
@@ -112,7 +109,7 @@ class Translator:
         if g.prior is not None:
             def prior(t: torch.Tensor) -> torch.Tensor:
                 return g.calibration(g.prior(t.to(self.device))).float().cpu()
-        reverse = OTHER_DIRECTION[direction]
+        reverse = Direction(direction).reverse
         for chunk in windows.split(self.batch_size):
             preds.append(self._whole(chunk, direction))
             others.append(members(chunk, lambda t: self._whole(t, direction), which, prior, lambda t: self._whole(t, reverse), preds[-1]))
@@ -300,7 +297,7 @@ def companions(dst: Path, sidecar: bool = False, uncertainty: bool = False) -> l
     if sidecar:
         out.append(dst.with_name(dst.name.removesuffix(".nii.gz").removesuffix(".nii") + ".json"))
     if uncertainty:
-        out += [uncertainty_path(dst), *companions(uncertainty_path(dst))]
+        out += [uncertainty_path(dst), *companions(uncertainty_path(dst), sidecar)]
     return out
 
 
@@ -345,7 +342,7 @@ def _write(dst: Path, f: Path, result, info, direction: str) -> Path:
         if volume_format(dst) is None:  # --dicom-out
             from .io.dicom import write_dicom_series
 
-            contrast = "T2w" if direction == "t1_to_t2" else "T1w"
+            contrast = Direction(direction).target.bids_suffix
             source = getattr(result.header, "source", f.name)
             return write_dicom_series(dst, result, f"SYNTHETIC {contrast} from {source}")
         return write_volume(dst, result)
@@ -356,26 +353,21 @@ def plan_bids(root: str | Path, output_path: str | Path | None, direction: str, 
               uncertainty: bool = False) -> list[tuple[Path, Path]]:
     """A BIDS dataset's source-contrast images -> their BIDS-derivatives names under ``output_path``
     (default ROOT/derivatives/mri-cyclegan)."""
-    from .io.bids import PIPELINE, SUFFIX, derivative_path, find_bids
+    from .io.bids import PIPELINE, derivative_path, find_bids
 
     r = Path(root)
     out_root = Path(output_path) if output_path else r / "derivatives" / PIPELINE
-    files = find_bids(r, SUFFIX[direction[:2]], subjects)
-    plan = [(f, derivative_path(r, out_root, f, SUFFIX[direction[-2:]])) for f in files]
+    d = Direction(direction)
+    files = find_bids(r, d.source.bids_suffix, subjects)
+    plan = [(f, derivative_path(r, out_root, f, d.target.bids_suffix)) for f in files]
     return check_plan(plan, overwrite, sidecars=True, uncertainty=uncertainty)
 
 
 def _slice_count(volume: Volume, axis: str) -> int:
     """Slices of a volume along the training axis (the voxel axis closest to it)."""
-    import nibabel.orientations as no
+    from .io.geometry import closest_axis
 
-    from .io.nifti import AXES
-
-    ornt = no.io_orientation(volume.affine)
-    for voxel_axis, (world_axis, _) in enumerate(ornt):
-        if int(world_axis) == AXES[axis]:
-            return int(volume.data.shape[voxel_axis])
-    return int(volume.data.shape[-1])
+    return int(volume.data.shape[closest_axis(volume.affine, axis)])
 
 
 def _write_uncertainty(dst: Path, f: Path, unc: np.ndarray, like: Volume | None) -> Path:
@@ -389,11 +381,10 @@ def _write_uncertainty(dst: Path, f: Path, unc: np.ndarray, like: Volume | None)
 
 
 def _write_and_finish(dst: Path, f: Path, result, info, direction: str, finish, unc=None) -> Path:
-    if unc is not None:
-        _write_uncertainty(dst, f, unc, result if is_volume(f) else None)
+    unc_path = _write_uncertainty(dst, f, unc, result if is_volume(f) else None) if unc is not None else None
     path = _write(dst, f, result, info, direction)
     if finish is not None:
-        finish(path, f)
+        finish(path, f, unc_path)
     return path
 
 
@@ -432,9 +423,11 @@ def translate_path(translator: Translator, input_path: str | Path, output_path: 
 
         out_root = Path(output_path) if output_path else Path(input_path) / "derivatives" / "mri-cyclegan"
 
-        def finish(dst: Path, src: Path) -> Path:  # the dataset description comes with the first image: a run that
-            write_dataset_description(out_root, __version__, Path(input_path))  # fails before any leaves nothing
-            return write_sidecar(dst, Path(input_path), src, model_name, direction, __version__)
+        def finish(dst: Path, src: Path, unc: Path | None) -> None:  # the dataset description comes with the first image:
+            write_dataset_description(out_root, __version__, Path(input_path))  # a run that fails before any leaves nothing
+            write_sidecar(dst, Path(input_path), src, model_name, direction, __version__)
+            if unc is not None:
+                write_sidecar(unc, Path(input_path), src, model_name, direction, __version__, map_of=dst.relative_to(out_root))
     else:
         finish = None
     written: list[Path] = []

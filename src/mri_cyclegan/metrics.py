@@ -8,6 +8,8 @@ With a mask, the SSIM map is averaged over the mask.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
@@ -81,18 +83,37 @@ def through_plane(pred: np.ndarray, ref: np.ndarray, axis: int, mask: np.ndarray
     return {"tp_error": err, "tp_ratio": err / max(float(np.abs(gr)[pair].mean()), 1e-12)}
 
 
-def normalize_in_mask(x: np.ndarray, mask: np.ndarray | None = None, percentiles: tuple[float, float] = (0.5, 99.5)) -> np.ndarray:
-    """Map the ``percentiles`` of the intensities inside the mask to [0, 1] (clipped): data range 1."""
-    a = np.asarray(x, np.float64)
-    vals = a[mask] if mask is not None else a.ravel()
-    lo, hi = np.percentile(vals, percentiles)
-    if hi <= lo:
-        hi = lo + 1.0
-    return np.clip((a - lo) / (hi - lo), 0.0, 1.0)
+# ------------------------------------------------------------------------------------------ scoring protocol
+# One protocol for `evaluate`, paired validation and the demo: each image (or whole volume) is mapped to [0, 1] by
+# its own robust window (to_unit), then scored in a mask with data range 1 by score(): per slice along the
+# translation axis (keys psnr/ssim/mae: means over slices) and as one 3D volume (keys psnr_3d/ssim_3d/mae_3d).
+WINDOW = (0.5, 99.5)  # percentiles of the unit window
+SLICE_METRICS = ("psnr", "ssim", "mae")  # means over the slices of a volume (2D images: the image itself)
+VOLUME_METRICS = ("psnr_3d", "ssim_3d", "mae_3d", "tp_error", "tp_ratio")  # one value per volume
+MASK_FRACTION = 0.1  # the automatic evaluation mask: reference above this fraction of its 1-99 % range
 
 
-def foreground_mask(ref: np.ndarray, fraction: float = 0.1) -> np.ndarray:
-    """Automatic mask when none is given: reference above ``fraction`` of its 99th percentile, holes filled."""
+def to_unit(data: np.ndarray, percentiles: tuple[float, float] = WINDOW) -> np.ndarray:
+    """Map an image's (volume's) own robust intensity window to [0, 1] (the rule for every image scored)."""
+    from .data.preprocess import normalize, robust_range
+
+    return ((normalize(data, *robust_range(data, percentiles)) + 1) / 2).astype(np.float64)
+
+
+def unit_magnitude(magnitude: np.ndarray, data: np.ndarray, percentiles: tuple[float, float] = WINDOW) -> np.ndarray:
+    """A magnitude in ``data``'s intensity units (an uncertainty map of a translation) on the [0, 1] scale that
+    :func:`to_unit` gives ``data``: divided by the width of data's robust window."""
+    from .data.preprocess import robust_range
+
+    lo, hi = robust_range(data, percentiles)
+    return np.asarray(magnitude, np.float64) / max(hi - lo, 1e-12)
+
+
+def foreground_mask(ref: np.ndarray, fraction: float = MASK_FRACTION) -> np.ndarray:
+    """The automatic *evaluation* mask when none is given: the [0, 1] reference above ``fraction`` of its 1-99 %
+    range, opened, holes filled. Not the model-space foreground (``data.preprocess.FOREGROUND``, which decides
+    what the network sees as signal): this one decides which voxels a score averages over, and is deliberately
+    more conservative so a noisy background never counts as brain."""
     from scipy import ndimage
 
     a = np.asarray(ref, np.float64)
@@ -102,14 +123,53 @@ def foreground_mask(ref: np.ndarray, fraction: float = 0.1) -> np.ndarray:
     return ndimage.binary_fill_holes(ndimage.binary_opening(m, iterations=1))
 
 
-def score(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None, normalize: bool = False) -> dict[str, float]:
-    """PSNR / SSIM / MAE with data range 1 inside the mask (automatic foreground mask if None).
-
-    Inputs are expected in [0, 1] on a common scale; ``normalize=True`` first maps each one's in-mask
-    0.5/99.5 percentiles to [0, 1] (the same rule for prediction and reference)."""
+def image_scores(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
+    """PSNR / SSIM / MAE of one [0, 1] image or volume (any dimension) with data range 1 inside the mask
+    (automatic :func:`foreground_mask` if None)."""
     m = foreground_mask(ref) if mask is None else np.asarray(mask, bool)
-    p, r = (normalize_in_mask(pred, m), normalize_in_mask(ref, m)) if normalize else (np.asarray(pred), np.asarray(ref))
+    p, r = np.asarray(pred), np.asarray(ref)
     return {"psnr": psnr(p, r, 1.0, m), "ssim": ssim(p, r, 1.0, m), "mae": mae(p, r, 1.0, m)}
+
+
+@dataclass
+class Scored:
+    """One scored file: per-slice rows (a 2D image: one row) and, for volumes, one 3D row."""
+
+    slices: list[dict[str, float]]
+    volume: dict[str, float] | None
+
+    def means(self) -> dict[str, float]:
+        """The file's numbers under their protocol names: ``psnr`` etc. as means over slices, ``psnr_3d`` etc."""
+        out = {k: float(np.mean([r[k] for r in self.slices])) for k in SLICE_METRICS if self.slices}
+        return {**out, **(self.volume or {})}
+
+
+def mask_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
+    """The mask's bounding box grown by ``margin`` (clipped to the array)."""
+    idx = np.argwhere(mask)
+    lo, hi = idx.min(0) - margin, idx.max(0) + margin + 1
+    return tuple(slice(max(0, int(a)), min(n, int(b))) for a, b, n in zip(lo, hi, mask.shape))
+
+
+def score(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray, axis: int = 2, min_slice_fraction: float = 0.01) -> Scored:
+    """The scoring protocol: a [0, 1] prediction against its [0, 1] reference (2D, or canonical 3D) inside ``mask``.
+
+    A 2D image gives one row. A volume gives a row per slice along ``axis`` (slices whose mask covers less than
+    ``min_slice_fraction`` and 16 pixels are left out) and one 3D row (``*_3d`` and through-plane consistency)."""
+    if pred.ndim == 2:
+        return Scored([image_scores(pred, ref, mask)], None)
+    if pred.shape != ref.shape or mask.shape != ref.shape:
+        raise ValueError(f"shapes differ: prediction {pred.shape}, reference {ref.shape}, mask {mask.shape}")
+    # every voxel whose SSIM window touches the mask lies in this box: scores are the same as on the whole volume
+    box = mask_box(mask, SSIM_RADIUS)
+    p, r, m = pred[box], ref[box], mask[box]
+    rows = []
+    for k, (ps, rs, ms) in enumerate(zip(np.moveaxis(p, axis, 0), np.moveaxis(r, axis, 0), np.moveaxis(m, axis, 0))):
+        if ms.sum() >= max(16, min_slice_fraction * ms.size):
+            rows.append({"slice": k + box[axis].start, **image_scores(ps, rs, ms)})
+    vol = {f"{k}_3d": v for k, v in image_scores(p, r, m).items()}
+    vol.update(through_plane(p, r, axis, m))
+    return Scored(rows, vol)
 
 
 # ---------------------------------------------------------------------------------------------- uncertainty

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import __version__
 from .io.atomic import atomic_path
-from .training.run_folder import RunLayout
+from .run_folder import RunLayout
 
 WARNING = (
     "**Not for diagnosis.** This model synthesises one MRI contrast from another. A CycleGAN trained on unpaired "

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .io.atomic import atomic_path
-from .training.run_folder import RunLayout
+from .run_folder import RunLayout
 from .viewer import ERROR_VMAX, Viewer, display_max, viewer_html, viewer_script
 
 METHOD_LABELS = {"model": "CycleGAN (this model)", "identity": "identity (input as output)", "inverse_histogram": "inverse histogram matching"}
@@ -31,7 +31,7 @@ class Example:
 
 @dataclass
 class DirectionResult:
-    direction: str  # "t1_to_t2" / "t2_to_t1" / free text
+    direction: str  # a Direction ("t1_to_t2" / "t2_to_t1"), or free text
     summaries: dict[str, dict[str, float]]  # method -> {"psnr", "ssim", "mae", "*_std", "n"}
     per_image: list[dict[str, Any]] = field(default_factory=list)
     examples: list[Example] = field(default_factory=list)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .training.run_folder import RunLayout
+from .run_folder import RunLayout
 
 
 def require_tensorboard() -> None:

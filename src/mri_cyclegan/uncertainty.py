@@ -30,6 +30,7 @@ Members (each costs one more generator pass unless said otherwise):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
@@ -141,11 +142,19 @@ UNCERTAINTY_TAG = "_uncertainty"
 MAP_EXTENSIONS = (".nii.gz", ".nii", ".mgz", ".mgh", ".nrrd", ".nhdr", ".mha", ".mhd")  # volume outputs: the map keeps the format
 
 
+BIDS_DESC = re.compile(r"^(?P<head>.*_desc-)(?P<label>[A-Za-z0-9]+)(?P<tail>_[A-Za-z0-9]+\.nii(?:\.gz)?)$")
+BIDS_UNCERTAINTY = "Uncertainty"  # appended to a BIDS derivative's desc label: desc-synthetic -> desc-syntheticUncertainty
+
+
 def uncertainty_path(dst: Path) -> Path:
     """Where the uncertainty map of the output ``dst`` goes: ``<stem>_uncertainty<same extension>`` for a volume, a
     float32 ``<stem>_uncertainty.tif`` for a 2D image (any bit depth, no rounding), ``<folder>_uncertainty.nii.gz``
-    beside a DICOM series folder (--dicom-out)."""
+    beside a DICOM series folder (--dicom-out). A BIDS derivative (``sub-01_desc-synthetic_T2w.nii.gz``) keeps a
+    BIDS-valid name: ``sub-01_desc-syntheticUncertainty_T2w.nii.gz``."""
     name = dst.name
+    bids = BIDS_DESC.match(name)
+    if bids:
+        return dst.with_name(bids["head"] + bids["label"] + BIDS_UNCERTAINTY + bids["tail"])
     for ext in MAP_EXTENSIONS:
         if name.lower().endswith(ext):
             return dst.with_name(name[: -len(ext)] + UNCERTAINTY_TAG + name[-len(ext):])
@@ -156,5 +165,8 @@ def uncertainty_path(dst: Path) -> Path:
 
 def is_uncertainty_map(path: Path) -> bool:
     """A file named like :func:`uncertainty_path` names maps (never scored or translated as an image)."""
+    bids = BIDS_DESC.match(path.name)
+    if bids and bids["label"].endswith(BIDS_UNCERTAINTY):
+        return True
     name = path.name.lower()
     return any(name.endswith(UNCERTAINTY_TAG + ext) for ext in (*MAP_EXTENSIONS, ".tif"))

@@ -1,6 +1,7 @@
 """Validation across epochs: paired T1/T2 files (matched by name, as ``evaluate`` matches them) translated at
-native resolution through the same path as ``translate`` and scored like ``evaluate`` (each image mapped to
-[0, 1] by its own 0.5/99.5 percentiles, automatic foreground mask of the reference, PSNR/SSIM/MAE).
+native resolution through the same path as ``translate`` and scored by the same protocol as ``evaluate``
+(:func:`mri_cyclegan.metrics.score`: each image mapped to [0, 1] by its own window, automatic foreground mask of
+the reference; ``psnr``/``ssim``/``mae`` are means over slices, ``psnr_3d``/... whole volumes).
 Without pairs (no file names match), an unpaired *proxy* instead: cycle error and a histogram distance.
 
 Used after every epoch of ``train --val-t1/--val-t2`` (``val.csv``, ``val.png``, ``checkpoints/best``) and by
@@ -15,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .directions import DIRECTIONS, Contrast, Direction
 from .errors import InputError
-from .training.run_folder import RunLayout
+from .metrics import SLICE_METRICS, foreground_mask, to_unit
+from .run_folder import RunLayout
 
 log = logging.getLogger(__name__)
 
-DIRECTIONS = ("t1_to_t2", "t2_to_t1")
-KEYS = ("psnr", "ssim", "mae")
+KEYS = (*SLICE_METRICS, "psnr_3d", "ssim_3d")  # per direction in val.csv: slice means, then whole volumes
 
 
 @dataclass
@@ -41,7 +43,7 @@ def make_validation(t1: str | Path, t2: str | Path, max_files: int = 16):
 
     from .io.bids import contrast_files
 
-    a, b = contrast_files(t1, "t1", what="--val-t1"), contrast_files(t2, "t2", what="--val-t2")
+    a, b = contrast_files(t1, Contrast.T1, what="--val-t1"), contrast_files(t2, Contrast.T2, what="--val-t2")
     try:
         match_pairs(a, b)
     except InputError:
@@ -58,16 +60,15 @@ class PairedValidation:
     best_key, higher_is_better = "mean_psnr", True
 
     def __init__(self, t1: str | Path | list[Path], t2: str | Path | list[Path], max_pairs: int = 16,
-                 directions: tuple[str, ...] = DIRECTIONS) -> None:
-        from .evaluate import load_canonical, match_pairs, to_unit
-        from .metrics import foreground_mask
+                 directions: tuple[Direction, ...] = DIRECTIONS) -> None:
+        from .evaluate import load_canonical, match_pairs
 
-        self.directions = directions
+        self.directions = tuple(Direction(d) for d in directions)
         self.examples: list = []  # (direction, source, prediction, reference) of the first pair, [0, 1], after score()
         from .io.bids import contrast_files
 
-        a = t1 if isinstance(t1, list) else contrast_files(t1, "t1", what="--val-t1")
-        b = t2 if isinstance(t2, list) else contrast_files(t2, "t2", what="--val-t2")
+        a = t1 if isinstance(t1, list) else contrast_files(t1, Contrast.T1, what="--val-t1")
+        b = t2 if isinstance(t2, list) else contrast_files(t2, Contrast.T2, what="--val-t2")
         pairs = match_pairs(a, b)[:max_pairs]
         self.pairs: list[ValidationPair] = []
         for a, b in pairs:
@@ -82,30 +83,30 @@ class PairedValidation:
         log.info("validation: %d paired T1/T2 files, scored after every epoch", len(self.pairs))
 
     def score(self, translator) -> dict[str, float]:
-        """{'t1_to_t2_psnr': ..., 't2_to_t1_ssim': ..., 't1_to_t2_auroc': ..., 'mean_psnr': ...}: means over the pairs.
+        """{'t1_to_t2_psnr': ..., 't1_to_t2_psnr_3d': ..., 't1_to_t2_auroc': ..., 'mean_psnr': ...}: means over the
+        pairs of :func:`mri_cyclegan.metrics.score`'s numbers (``psnr``: mean over slices, as ``evaluate`` reports it).
         ``*_auroc``: how well the translation's uncertainty map (translate --uncertainty) finds its voxels with
         |error| > 0.1 (NaN when no voxel is that wrong)."""
-        from .evaluate import to_unit, unit_magnitude
-        from .io.nifti import to_canonical
-        from .metrics import score, uncertainty_scores
+        from .io.geometry import AXES, to_canonical
+        from .metrics import score, uncertainty_scores, unit_magnitude
 
         out: dict[str, float] = {}
         self.examples = []
         for direction in self.directions:
             rows = []
             for i, p in enumerate(self.pairs):
-                src, ref, mask = (p.t1, p.t2_unit, p.mask_t2) if direction == "t1_to_t2" else (p.t2, p.t1_unit, p.mask_t1)
+                src, ref, mask = (p.t1, p.t2_unit, p.mask_t2) if direction is Direction.T1_TO_T2 else (p.t2, p.t1_unit, p.mask_t1)
                 pred, unc = translator.translate_with_uncertainty(src, direction)
                 if pred.ndim == 3:
                     pred, unc = to_canonical(pred, src.affine), to_canonical(unc, src.affine)
                 pred_unit = to_unit(pred)
-                row = score(pred_unit, ref, mask)
+                row = score(pred_unit, ref, mask, axis=AXES[translator.config.data.axis]).means()
                 row["auroc"] = uncertainty_scores(unit_magnitude(unc, pred), pred_unit - ref, mask)["auroc"]
                 rows.append(row)
                 if i == 0:
-                    self.examples.append((direction, p.t1_unit if direction == "t1_to_t2" else p.t2_unit, pred_unit, ref))
+                    self.examples.append((direction, p.t1_unit if direction is Direction.T1_TO_T2 else p.t2_unit, pred_unit, ref))
             for k in KEYS:
-                out[f"{direction}_{k}"] = float(np.mean([r[k] for r in rows]))
+                out[f"{direction}_{k}"] = float(np.mean([r.get(k, r.get(k.removesuffix("_3d"))) for r in rows]))  # 2D: 3D = image
             aurocs = [r["auroc"] for r in rows if np.isfinite(r["auroc"])]
             out[f"{direction}_auroc"] = float(np.mean(aurocs)) if aurocs else float("nan")
         out["mean_psnr"] = float(np.mean([out[f"{d}_psnr"] for d in self.directions]))
@@ -122,13 +123,12 @@ class UnpairedValidation:
     best_key, higher_is_better = "mean_proxy", False
 
     def __init__(self, t1: list[Path], t2: list[Path], max_files: int = 16) -> None:
-        from .evaluate import load_canonical, to_unit
-        from .metrics import foreground_mask
+        from .evaluate import load_canonical
 
         self.directions = DIRECTIONS
         self.examples: list = []
         self.sets = {}
-        for key, files in (("t1", t1[:max_files]), ("t2", t2[:max_files])):
+        for key, files in ((Contrast.T1, t1[:max_files]), (Contrast.T2, t2[:max_files])):
             items = []
             for f in files:
                 data, vol = load_canonical(f)
@@ -136,20 +136,18 @@ class UnpairedValidation:
                 items.append((vol, unit, foreground_mask(unit)))
             self.sets[key] = items
         self.values = {k: np.sort(np.concatenate([u[m] for _, u, m in v])) for k, v in self.sets.items()}
-        log.info("validation (unpaired proxy): %d T1 and %d T2 files", len(self.sets["t1"]), len(self.sets["t2"]))
+        log.info("validation (unpaired proxy): %d T1 and %d T2 files", len(self.sets[Contrast.T1]), len(self.sets[Contrast.T2]))
 
     def score(self, translator) -> dict[str, float]:
         from scipy.stats import wasserstein_distance
 
-        from .evaluate import to_unit
-        from .io.nifti import to_canonical
+        from .io.geometry import to_canonical
         from .io.volume import Volume
 
         out: dict[str, float] = {}
         self.examples = []
         for direction in self.directions:
-            src_key, tgt_key = direction[:2], direction[-2:]
-            back = "t2_to_t1" if direction == "t1_to_t2" else "t1_to_t2"
+            src_key, tgt_key, back = direction.source, direction.target, direction.reverse
             cycle, preds = [], []
             for i, (vol, unit, mask) in enumerate(self.sets[src_key]):
                 pred = translator.translate(vol, direction)
@@ -167,7 +165,7 @@ class UnpairedValidation:
 
 
 def checkpoint_epoch(path: Path) -> int:
-    from .training.checkpoint import load_checkpoint
+    from .checkpoints import load_checkpoint
 
     _, meta, _ = load_checkpoint(path)
     return int(meta.get("epoch", 0))
@@ -182,7 +180,7 @@ def score_checkpoints(run: str | Path, source: str | Path, reference: str | Path
     ckpts = sorted(folder.glob("*.safetensors"))
     if not ckpts:
         raise InputError(f"no checkpoints (*.safetensors) in {folder}; give a run folder")
-    t1, t2 = (source, reference) if direction == "t1_to_t2" else (reference, source)
+    t1, t2 = (source, reference) if Direction(direction) is Direction.T1_TO_T2 else (reference, source)
     val = PairedValidation(t1, t2, max_pairs=10**6, directions=(direction,))
     rows = []
     for c in ckpts:

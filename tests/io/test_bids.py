@@ -84,3 +84,36 @@ def test_sidecar_keeps_the_source_skull_stripping(tmp_path):
     assert json.loads(write_sidecar(dst, tmp_path, src, "m", "t1_to_t2", "0").read_text())["SkullStripped"] is True
     (src.parent / "sub-01_T1w.json").write_text("not json")
     assert json.loads(write_sidecar(dst, tmp_path, src, "m", "t1_to_t2", "0").read_text())["SkullStripped"] is False
+
+
+def _bids_validator(root: Path) -> list[tuple[str, str, str]]:
+    """(code, severity, location) of every issue the official BIDS validator (PyPI bids-validator-deno, offline)
+    finds in ``root``."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("bids-validator-deno")
+    if exe is None:
+        pytest.skip("bids-validator-deno is not installed (pip install -e '.[dev]')")
+    out = subprocess.run([exe, "--format", "json", str(root)], capture_output=True, text=True, timeout=120)
+    report = json.loads(out.stdout)
+    return [(i["code"], i["severity"], i.get("location", "")) for i in report["issues"]["issues"]]
+
+
+def test_bids_derivatives_with_uncertainty_pass_the_bids_validator(run_dir, tmp_path):
+    from mri_cyclegan.cli import main
+
+    root = make_bids(tmp_path / "ds")
+    assert main(["translate", "--model", str(run_dir), "--direction", "t1-to-t2", "--quiet", "--uncertainty", str(root)]) == 0
+    out = root / "derivatives" / "mri-cyclegan"
+    made = sorted(p.relative_to(out).as_posix() for p in out.rglob("sub-01_*"))
+    assert made == ["sub-01/anat/sub-01_desc-syntheticUncertainty_T2w.json", "sub-01/anat/sub-01_desc-syntheticUncertainty_T2w.nii.gz",
+                    "sub-01/anat/sub-01_desc-synthetic_T2w.json", "sub-01/anat/sub-01_desc-synthetic_T2w.nii.gz"]
+    desc = json.loads((out / "dataset_description.json").read_text())
+    assert desc["SourceDatasets"] == [{"URL": "bids:raw:"}] and desc["DatasetLinks"] == {"raw": "../.."}  # no local file:// path
+    assert "bids::sub-01/anat/sub-01_desc-synthetic_T2w.nii.gz" in json.loads(
+        (out / "sub-01/anat/sub-01_desc-syntheticUncertainty_T2w.json").read_text())["Sources"]
+    assert nib.load(out / made[3]).header.get_xyzt_units()[0] == "mm"  # the source said nothing: NIfTI's own default, stated
+    issues = _bids_validator(out)
+    # Authors are the user's to name; everything else the validator checks must be clean
+    assert [i for i in issues if i[0] != "TOO_FEW_AUTHORS"] == [], issues

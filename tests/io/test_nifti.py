@@ -6,7 +6,7 @@ import pytest
 
 from mri_cyclegan.errors import InputError
 from mri_cyclegan.io import read_nifti, write_nifti
-from mri_cyclegan.io.nifti import from_canonical, slices, stack, to_canonical
+from mri_cyclegan.io.geometry import from_canonical, slices, stack, to_canonical
 from tests.conftest import oblique_affine
 
 

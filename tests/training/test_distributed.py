@@ -128,7 +128,7 @@ def _steps(run: Path) -> list[int]:
 
 
 def test_torchrun_cli_one_writer_and_resume_with_another_process_count(tmp_path):
-    from mri_cyclegan.training.checkpoint import load_checkpoint
+    from mri_cyclegan.checkpoints import load_checkpoint
 
     t1, t2 = make_image_folders(tmp_path / "data")
     base = lambda run: ["train", "--t1", str(t1), "--t2", str(t2), "--out", str(run), *FLAGS]  # noqa: E731

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mri_cyclegan.training.checkpoint import load_checkpoint
+from mri_cyclegan.checkpoints import load_checkpoint
 
 from tests.conftest import make_image_folders
 

@@ -4,7 +4,7 @@ import torch
 from mri_cyclegan.data.dataset import load_domain
 from mri_cyclegan.errors import InputError, TrainingDivergedError
 from mri_cyclegan.training import trainer as trainer_mod
-from mri_cyclegan.training.checkpoint import load_checkpoint
+from mri_cyclegan.checkpoints import load_checkpoint
 from mri_cyclegan.training.pool import ImagePool
 from mri_cyclegan.training.schedule import lr_factor, lr_factor_time
 from mri_cyclegan.training.trainer import Trainer

@@ -194,7 +194,7 @@ class Preprocessor:
 
     def plane_spacing(self, volume: Volume) -> tuple[float, float]:
         """(row, column) spacing in mm of the slices of ``volume`` along the configured axis."""
-        from ..io.nifti import AXES, canonical_spacing
+        from ..io.geometry import AXES, canonical_spacing
 
         sp = list(canonical_spacing(volume.affine))
         ax = AXES[self.cfg.axis]
@@ -203,7 +203,7 @@ class Preprocessor:
 
     def forward(self, volume: Volume) -> tuple[np.ndarray, Geometry]:
         """(D, h, w) float32 model-space slices of a 3D volume (D slices) or a 2D image (D = 1)."""
-        from ..io.nifti import slices, to_canonical
+        from ..io.geometry import slices, to_canonical
 
         cfg = self.cfg
         if volume.data.ndim == 2:
@@ -214,7 +214,7 @@ class Preprocessor:
             affine = volume.affine
             data = to_canonical(volume.data, affine)
             if cfg.n4:
-                from ..io.nifti import canonical_spacing
+                from ..io.geometry import canonical_spacing
 
                 data = n4_correct(data, canonical_spacing(affine))
             lo, hi = intensity_window(data, cfg.percentiles, cfg.intensity_floor)
@@ -249,7 +249,7 @@ class Preprocessor:
         return resize_stack(stack, geom.plane_shape)
 
     def _to_file_grid(self, data: np.ndarray, geom: Geometry) -> np.ndarray:
-        from ..io.nifti import from_canonical, stack as stack_slices
+        from ..io.geometry import from_canonical, stack as stack_slices
 
         if not geom.is_volume:
             return data[0]

@@ -5,16 +5,27 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from pathlib import Path
 
+from ..directions import Contrast, Direction
 from ..errors import InputError
 from .atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
 PIPELINE = "mri-cyclegan"
-SUFFIX = {"t1": "T1w", "t2": "T2w"}
+RAW = "raw"  # the source dataset's name in BIDS URIs (bids:raw:sub-01/anat/...), defined by DatasetLinks
+README = """# mri-cyclegan synthetic contrasts
+
+Synthetic T1w/T2w images translated by an unpaired CycleGAN (mri-cyclegan {version}) from the raw dataset
+linked as `{raw}` in dataset_description.json (`DatasetLinks`). Each image's JSON sidecar names its source
+(`Sources`), the model and the direction.
+
+These images are synthetic: the model may erase or invent pathology. They are not for diagnosis.
+An `*_uncertainty.nii.gz` beside an image, where present, maps where not to trust it (same grid, intensity units).
+"""
 
 
 def is_bids_root(path: str | Path) -> bool:
@@ -57,8 +68,9 @@ def contrast_files(path: str | Path, contrast: str, subjects: list[str] | None =
     from .files import list_inputs
 
     if is_bids_root(path):
-        files = find_bids(path, SUFFIX[contrast], subjects)
-        log.info("BIDS dataset %s: %d *_%s images", path, len(files), SUFFIX[contrast])
+        suffix = Contrast(contrast).bids_suffix
+        files = find_bids(path, suffix, subjects)
+        log.info("BIDS dataset %s: %d *_%s images", path, len(files), suffix)
         return files
     if subjects:
         raise InputError(f"--subjects selects subjects of a BIDS dataset, but {path} is not one (no dataset_description.json or sub-*/anat)")
@@ -80,16 +92,26 @@ def derivative_path(root: Path, out_root: Path, src: Path, target_suffix: str) -
 
 
 def write_dataset_description(out_root: Path, version: str, source_root: Path) -> None:
+    """dataset_description.json and README of a new derivatives dataset (an existing one is left as it is).
+
+    The source is linked by a path relative to the derivatives folder (``DatasetLinks``), never by an absolute
+    ``file://`` URL: that would publish a local directory name and break when both folders move together."""
     path = out_root / "dataset_description.json"
     if path.exists():
         return
+    link = Path(os.path.relpath(source_root.resolve(), out_root.resolve())).as_posix()
     desc = {
         "Name": "mri-cyclegan synthetic contrasts",
         "BIDSVersion": "1.9.0",
         "DatasetType": "derivative",
         "GeneratedBy": [{"Name": PIPELINE, "Version": version, "Description": "CycleGAN T1w<->T2w translation"}],
-        "SourceDatasets": [{"URL": source_root.resolve().as_uri()}],
+        "SourceDatasets": [{"URL": f"bids:{RAW}:"}],
+        "DatasetLinks": {RAW: link},
     }
+    readme = out_root / "README.md"
+    if not readme.exists() and not (out_root / "README").exists():
+        with atomic_path(readme) as tmp:
+            tmp.write_text(README.format(version=version, raw=RAW))
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(desc, indent=2) + "\n")
 
@@ -105,16 +127,24 @@ def _skull_stripped(src: Path) -> bool:
     return value if isinstance(value, bool) else False
 
 
-def write_sidecar(image_path: Path, root: Path, src: Path, model: str, direction: str, version: str) -> Path:
-    """The JSON beside a synthetic image: what made it, from what, and that it is synthetic."""
+def write_sidecar(image_path: Path, root: Path, src: Path, model: str, direction: str, version: str, map_of: Path | None = None) -> Path:
+    """The JSON beside a synthetic image: what made it, from what, and that it is synthetic. With ``map_of`` (the
+    synthetic image's path inside the derivatives dataset), the JSON of that image's uncertainty map instead."""
     path = image_path.with_name(image_path.name.removesuffix(".nii.gz").removesuffix(".nii") + ".json")
+    d = Direction(direction)
+    description = (f"Synthetic {d.target.bids_suffix} translated from {d.source.bids_suffix} by a CycleGAN; "
+                   "may hallucinate or erase pathology; not for diagnosis")
+    sources = [f"bids:{RAW}:{src.relative_to(root).as_posix()}"]
+    if map_of is not None:
+        description = (f"Voxel-wise uncertainty of the synthetic image {map_of.name}, in its intensity units (float32, same grid): "
+                       "where it is high, do not trust the synthetic image")
+        sources = [f"bids::{map_of.as_posix()}", *sources]
     info = {
-        "Description": f"Synthetic {SUFFIX[direction[-2:]]} translated from {SUFFIX[direction[:2]]} by a CycleGAN; "
-                       "may hallucinate or erase pathology; not for diagnosis",
-        "Sources": [f"bids:raw:{src.relative_to(root).as_posix()}"],
+        "Description": description,
+        "Sources": sources,
         "GeneratedBy": [{"Name": PIPELINE, "Version": version}],
         "Model": model,
-        "Direction": direction,
+        "Direction": d.value,
         "SkullStripped": _skull_stripped(src),  # required for anatomical derivatives (BIDS validator: SIDECAR_KEY_REQUIRED)
     }
     with atomic_path(path) as tmp:

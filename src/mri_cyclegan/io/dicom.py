@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .formats import LPS_TO_RAS
+from .geometry import LPS_TO_RAS
 from .volume import Volume
 
 log = logging.getLogger(__name__)

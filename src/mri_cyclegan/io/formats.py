@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import InputError
 from .atomic import atomic_path
+from .geometry import LPS_TO_RAS
 from .nifti import load_nibabel, read_nifti, write_nifti
 from .volume import Volume, check_affine, check_header_size, checked_content
 
@@ -22,7 +23,6 @@ NIFTI = (".nii", ".nii.gz")
 MGH = (".mgz", ".mgh")
 ITK = (".nrrd", ".nhdr", ".mha", ".mhd")
 VOLUME_EXTENSIONS = NIFTI + MGH + ITK
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
 def volume_format(path: str | Path) -> str | None:

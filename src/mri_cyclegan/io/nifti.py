@@ -1,4 +1,4 @@
-"""NIfTI volumes: read, reorient to the closest canonical (RAS) orientation and back, write with affine and header."""
+"""NIfTI volumes: read and write with affine and header (orientation helpers: :mod:`.geometry`)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,6 @@ from .atomic import atomic_path
 from .volume import Volume, checked_content
 
 log = logging.getLogger(__name__)
-
-AXES = {"sagittal": 0, "coronal": 1, "axial": 2}  # in RAS+ canonical orientation
-
 
 def load_nibabel(path: Path, kind: str):
     """(image, float32 data) of a nibabel-readable 3D volume (``kind`` 'NIfTI' or 'MGH'; a 4D file holding a
@@ -53,48 +50,6 @@ def read_nifti(path: str | Path) -> Volume:
     slope, inter = getattr(img.dataobj, "slope", 1.0), getattr(img.dataobj, "inter", 0.0)
     header.set_slope_inter(float(slope), float(inter))
     return Volume(data=data, affine=img.affine, header=header, path=p)
-
-
-def _orientations(affine: np.ndarray):
-    import nibabel.orientations as no
-
-    orig = no.io_orientation(affine)
-    ras = no.axcodes2ornt(("R", "A", "S"))
-    return no, orig, ras
-
-
-def to_canonical(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    """Reorder/flip axes so that they run (closest to) R, A, S."""
-    no, orig, ras = _orientations(affine)
-    return np.ascontiguousarray(no.apply_orientation(data, no.ornt_transform(orig, ras)))
-
-
-def from_canonical(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`to_canonical`: back to the voxel order of the file with ``affine``."""
-    no, orig, ras = _orientations(affine)
-    return np.ascontiguousarray(no.apply_orientation(data, no.ornt_transform(ras, orig)))
-
-
-def canonical_spacing(affine: np.ndarray) -> tuple[float, float, float]:
-    no, orig, _ = _orientations(affine)
-    zooms = np.sqrt((affine[:3, :3] ** 2).sum(0))
-    out = [0.0, 0.0, 0.0]
-    for i, (ax, _) in enumerate(orig):
-        out[int(ax)] = float(zooms[i])
-    return (out[0], out[1], out[2])
-
-
-def slices(canonical: np.ndarray, axis: str) -> list[np.ndarray]:
-    """2D slices of a canonical volume along ``axis``, rotated so that up is anterior/superior."""
-    ax = AXES[axis]
-    moved = np.moveaxis(canonical, ax, 0)
-    return [np.ascontiguousarray(np.rot90(s)) for s in moved]
-
-
-def stack(slice_list: list[np.ndarray], axis: str) -> np.ndarray:
-    """Inverse of :func:`slices`."""
-    moved = np.stack([np.rot90(s, -1) for s in slice_list], axis=0)
-    return np.ascontiguousarray(np.moveaxis(moved, 0, AXES[axis]))
 
 
 def _file_scaling(hdr) -> tuple[float, float]:
@@ -139,6 +94,9 @@ def write_nifti(path: str | Path, data: np.ndarray, affine: np.ndarray, header=N
     else:
         out, slope, inter = arr.astype(out_dtype), 1.0, 0.0
     img = nib.Nifti1Image(out, affine, header=hdr)
+    space, time = img.header.get_xyzt_units()
+    if space == "unknown":  # NIfTI readers assume mm; say so (the BIDS validator warns NIFTI_UNIT otherwise)
+        img.header.set_xyzt_units("mm", time)
     img.header.set_slope_inter(slope, inter)  # stored values are raw: real = slope * raw + inter
     if hdr is not None:  # keep the file's own qform/sform codes
         for get, set_ in ((hdr.get_qform, img.set_qform), (hdr.get_sform, img.set_sform)):

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
+from ..directions import Direction
 from .networks import Generator, PatchDiscriminator, ResnetGenerator, UnetGenerator, init_weights, last_conv
 
 
@@ -54,10 +55,8 @@ class CycleGAN(nn.Module):
                 if conv.bias is not None:
                     nn.init.zeros_(conv.bias)
 
-    def generator(self, direction: str) -> Generator:
-        if direction not in ("t1_to_t2", "t2_to_t1"):
-            raise ValueError(f"direction must be t1_to_t2 or t2_to_t1; got {direction!r}")
-        return self.g_t1_to_t2 if direction == "t1_to_t2" else self.g_t2_to_t1
+    def generator(self, direction: Direction | str) -> Generator:
+        return self.g_t1_to_t2 if Direction.parse(direction) is Direction.T1_TO_T2 else self.g_t2_to_t1
 
     def set_priors(self, lut_t1_to_t2: np.ndarray, lut_t2_to_t1: np.ndarray) -> None:
         for g, lut in ((self.g_t1_to_t2, lut_t1_to_t2), (self.g_t2_to_t1, lut_t2_to_t1)):

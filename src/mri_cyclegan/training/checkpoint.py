@@ -1,34 +1,13 @@
-"""Checkpoints: one safetensors file (tensors only, never pickles) with JSON metadata.
-
-Holds both generators, both discriminators, both optimizers, the image pools, every RNG state,
-epoch/step and the resolved config. Written to a temp file and renamed, so a run killed at any
-moment leaves the previous checkpoint intact.
-"""
+"""What training stores in a checkpoint beyond the model: optimizer states as tensors (the file format, loading and
+saving are :mod:`mri_cyclegan.checkpoints`)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..config import Config
-from ..errors import InputError
-from ..io.atomic import atomic_path
-from .run_folder import RunLayout
-
-FORMAT = "mri-cyclegan/1"
-
-
-def _flatten(prefix: str, state: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> None:
-    for k, v in state.items():
-        out[f"{prefix}/{k}"] = v.detach().cpu().contiguous()
-
-
-def _unflatten(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    p = prefix + "/"
-    return {k[len(p) :]: v for k, v in tensors.items() if k.startswith(p)}
+from ..checkpoints import unflatten_state  # one tensor-naming rule
 
 
 def optimizer_to_tensors(prefix: str, opt: torch.optim.Optimizer, out: dict[str, torch.Tensor]) -> list[dict]:
@@ -41,68 +20,7 @@ def optimizer_to_tensors(prefix: str, opt: torch.optim.Optimizer, out: dict[str,
 
 def optimizer_from_tensors(prefix: str, tensors: dict[str, torch.Tensor], groups: list[dict]) -> dict[str, Any]:
     state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, v in _unflatten(prefix, tensors).items():
+    for key, v in unflatten_state(prefix, tensors).items():
         pid, name = key.split("/", 1)
         state.setdefault(int(pid), {})[name] = v
     return {"state": state, "param_groups": groups}
-
-
-def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """Atomically write ``tensors`` with JSON ``meta`` (config, epoch, step, ...)."""
-    from safetensors.torch import save_file
-
-    metadata = {"format": FORMAT, **{k: json.dumps(v) for k, v in meta.items()}}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or a run folder (its checkpoints/last.safetensors)."""
-    p = Path(path)
-    if p.is_dir():
-        p = RunLayout(p).checkpoint("last")
-    if not p.is_file():
-        raise InputError(f"no checkpoint at {path}; pass a run folder from 'mri-cyclegan train' or a .safetensors checkpoint")
-    return p
-
-
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any], Config]:
-    """Read a checkpoint safely (no code runs). Returns tensors, metadata and the stored config."""
-    from safetensors import safe_open
-
-    p = resolve_checkpoint(path)
-    try:
-        with safe_open(str(p), framework="pt", device=str(device)) as f:
-            raw_meta = f.metadata() or {}
-            if raw_meta.get("format") != FORMAT:
-                raise InputError(f"{p} is not an mri-cyclegan checkpoint (format {raw_meta.get('format')!r})")
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-        meta = {k: json.loads(v) for k, v in raw_meta.items() if k != "format"}
-    except InputError:
-        raise
-    except Exception as e:  # truncated / corrupt / foreign files
-        raise InputError(f"cannot read checkpoint {p}: {e}; the file is truncated, corrupt or not a checkpoint") from None
-    try:
-        config = Config.from_saved(meta.get("config"))
-    except InputError as e:
-        raise InputError(f"checkpoint {p} holds an invalid config ({e}); it was not written by mri-cyclegan or was edited") from None
-    return tensors, meta, config
-
-
-def model_tensors(module: torch.nn.Module, prefix: str = "model") -> dict[str, torch.Tensor]:
-    out: dict[str, torch.Tensor] = {}
-    _flatten(prefix, module.state_dict(), out)
-    return out
-
-
-def load_module(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str, source: Path | str) -> None:
-    state = _unflatten(prefix, tensors)
-    bad = [k for k, v in tensors.items() if k.startswith(prefix + "/") and v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
-        raise InputError(f"checkpoint {source} holds NaN/inf values ({bad[0]}{' and more' if len(bad) > 1 else ''}); "
-                         "it is corrupt or from a run that diverged: use an earlier checkpoint")
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        first = str(e).splitlines()[0] if str(e) else "mismatch"
-        raise InputError(f"checkpoint {source} does not match the model architecture ({first}); was it trained with other settings?") from None

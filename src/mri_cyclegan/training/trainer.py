@@ -15,6 +15,7 @@ from ..baselines import fit_classes, histogram_matching_lut, inverse_histogram_l
 from ..config import Config
 from ..data.dataset import SliceSet, UnpairedBatches
 from ..data.patches import apply_whole
+from ..directions import Contrast, Direction
 from ..errors import InputError, TrainingDivergedError
 from ..faithfulness import BOUNDARY_LIMIT, CLASS_NAMES, TISSUE_LIMIT, Drift, drift
 from ..io.atomic import atomic_path, remove_stale_temps
@@ -22,17 +23,11 @@ from ..models import CycleGAN
 from ..runtime import (Distributed, all_mean, autocast, barrier, broadcast_float, eval_mode, init_distributed, resolve_channels_last,
                        resolve_device, resolve_precision)
 from .artifacts import LOSS_KEYS, SAMPLE_LABELS, LossLog, append_csv, make_gif, sample_grid, save_png
-from .checkpoint import (
-    load_checkpoint,
-    load_module,
-    model_tensors,
-    optimizer_from_tensors,
-    optimizer_to_tensors,
-    save_checkpoint,
-)
+from ..checkpoints import load_checkpoint, load_module, model_tensors, save_checkpoint
+from ..run_folder import RunLayout
+from .checkpoint import optimizer_from_tensors, optimizer_to_tensors
 from .objectives import DiscriminatorObjective, GeneratorObjective
 from .pool import ImagePool
-from .run_folder import RunLayout
 from .schedule import lr_factor, lr_factor_time
 
 log = logging.getLogger(__name__)
@@ -201,8 +196,8 @@ class Trainer:
             return {}
         if self._drift_inputs is None:
             self._drift_inputs = {
-                "t1_to_t2": (m.g_t1_to_t2, self.t1.windows(_spread(len(self.t1), DRIFT_SLICES)), fit_classes(self.t1.tissue_values().tissue), CLASS_NAMES["t1"]),
-                "t2_to_t1": (m.g_t2_to_t1, self.t2.windows(_spread(len(self.t2), DRIFT_SLICES)), fit_classes(self.t2.tissue_values().tissue), CLASS_NAMES["t2"]),
+                Direction.T1_TO_T2: (m.g_t1_to_t2, self.t1.windows(_spread(len(self.t1), DRIFT_SLICES)), fit_classes(self.t1.tissue_values().tissue), CLASS_NAMES[Contrast.T1]),
+                Direction.T2_TO_T1: (m.g_t2_to_t1, self.t2.windows(_spread(len(self.t2), DRIFT_SLICES)), fit_classes(self.t2.tissue_values().tissue), CLASS_NAMES[Contrast.T2]),
             }
         c = self.config.data.context_slices // 2
         out = {}

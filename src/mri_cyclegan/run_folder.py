@@ -7,8 +7,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
-from ..io.atomic import remove_stale_temps
+from .errors import InputError
+from .io.atomic import remove_stale_temps
 
 log = logging.getLogger(__name__)
 

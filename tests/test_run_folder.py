@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mri_cyclegan.training.run_folder import RunLayout, holds_run, prepare_run_folder
+from mri_cyclegan.run_folder import RunLayout, holds_run, prepare_run_folder
 
 
 def test_overwrite_removes_every_file_of_the_old_run_and_nothing_else(tmp_path):
