@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -259,8 +260,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
                              dicom_out=args.dicom_out, subjects=_subjects(args.subjects), model_name=str(args.model),
                              uncertainty=DEFAULT_MEMBERS if args.uncertainty else ())
     minutes = (time.perf_counter() - start) / 60
+    where = os.path.commonpath([str(w.parent) for w in written]) if written else args.output  # a BIDS input has no OUTPUT
     print(f"wrote {written[0]}" if len(written) == 1 else
-          f"wrote {len(written)} files to {args.output} in {minutes * 60:.1f} s ({len(written) / max(minutes, 1e-9):.1f} per minute)")
+          f"wrote {len(written)} files to {where} in {minutes * 60:.1f} s ({len(written) / max(minutes, 1e-9):.1f} per minute)")
     return EXIT_OK
 
 

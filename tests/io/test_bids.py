@@ -100,12 +100,13 @@ def _bids_validator(root: Path) -> list[tuple[str, str, str]]:
     return [(i["code"], i["severity"], i.get("location", "")) for i in report["issues"]["issues"]]
 
 
-def test_bids_derivatives_with_uncertainty_pass_the_bids_validator(run_dir, tmp_path):
+def test_bids_derivatives_with_uncertainty_pass_the_bids_validator(run_dir, tmp_path, capsys):
     from mri_cyclegan.cli import main
 
     root = make_bids(tmp_path / "ds")
     assert main(["translate", "--model", str(run_dir), "--direction", "t1-to-t2", "--quiet", "--uncertainty", str(root)]) == 0
     out = root / "derivatives" / "mri-cyclegan"
+    assert f"wrote 3 files to {out} in" in capsys.readouterr().out  # the derivatives folder, not the absent OUTPUT ('None')
     made = sorted(p.relative_to(out).as_posix() for p in out.rglob("sub-01_*"))
     assert made == ["sub-01/anat/sub-01_desc-syntheticUncertainty_T2w.json", "sub-01/anat/sub-01_desc-syntheticUncertainty_T2w.nii.gz",
                     "sub-01/anat/sub-01_desc-synthetic_T2w.json", "sub-01/anat/sub-01_desc-synthetic_T2w.nii.gz"]

@@ -343,10 +343,38 @@ def _read_multi_frame(ds, path: Path, label: str) -> Volume:
     return Volume(data=data, affine=affine, header=DicomHeader([ds], True, label), path=path)
 
 
+# What a written MR image needs and a sparse source may lack (checked by dciodvfy in the tests). Type 1 attributes get
+# a value that says as little as possible; Type 2/2C ones are present and empty ("unknown").
+FILL_TYPE1 = {"Modality": "MR", "ScanningSequence": "RM", "SequenceVariant": "NONE"}  # RM: research mode
+FILL_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "ReferringPhysicianName",
+              "StudyID", "AccessionNumber", "Laterality", "PatientPosition", "PositionReferenceIndicator", "Manufacturer",
+              "ScanOptions", "MRAcquisitionType", "RepetitionTime", "EchoTime", "EchoTrainLength")
+RESCALE_TAGS = ("RescaleSlope", "RescaleIntercept", "RescaleType")
+MIN_INTEGER_SPAN = 256  # a translation spanning at least this many units is stored as integers (rounding error <= 0.2 %)
+
+
+def pixel_encoding(data: np.ndarray) -> tuple[np.dtype, float, float]:
+    """How a series of real values is stored: (dtype, slope, intercept). MR images carry no Modality LUT, so values that
+    fit unsigned or signed 16-bit integers after rounding (and span at least ``MIN_INTEGER_SPAN`` units, or are integers
+    already) are stored as they are (slope 1: viewers show them right); only values that do not fit, or span too few
+    units to round, get an int16 encoding with a RescaleSlope / RescaleIntercept (nothing clipped)."""
+    lo, hi = float(data.min()), float(data.max())
+    rounded = np.rint(data)
+    integral = hi - lo >= MIN_INTEGER_SPAN or np.allclose(data, rounded)
+    if integral and rounded.min() >= 0 and rounded.max() <= 65535:
+        return np.dtype(np.uint16), 1.0, 0.0
+    if integral and rounded.min() >= -32768 and rounded.max() <= 32767:
+        return np.dtype(np.int16), 1.0, 0.0
+    inter = 0.0 if lo >= -32768 and hi <= 32767 else lo
+    span = max(abs(hi - inter), abs(lo - inter), 1e-12)
+    return np.dtype(np.int16), span / 32767.0, inter
+
+
 def write_dicom_series(folder: str | Path, volume: Volume, description: str) -> Path:
     """A new series beside nothing else: one file per slice, copying the source's patient/study tags, with a
     new SeriesInstanceUID and SOPInstanceUIDs, ImageType DERIVED, and ``description`` (which says synthetic).
-    Pixels are int16 with a RescaleSlope chosen so that the values fit (nothing clipped)."""
+    Pixels as :func:`pixel_encoding` chooses (16-bit integers without a RescaleSlope whenever they fit); attributes a
+    valid MR image needs but the source lacks are filled (:data:`FILL_TYPE1`, :data:`FILL_TYPE2`)."""
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     from .atomic import atomic_dir
@@ -357,16 +385,18 @@ def write_dicom_series(folder: str | Path, volume: Volume, description: str) -> 
     data = np.asarray(volume.data, np.float32).transpose(1, 0, 2)  # (rows, cols, k)
     if data.shape[2] != len(hdr.datasets):
         raise ValueError(f"{data.shape[2]} slices for {len(hdr.datasets)} source datasets")
-    lo, hi = float(data.min()), float(data.max())
-    inter = 0.0 if lo >= -32768 and hi <= 32767 else lo
-    span = max(abs(hi - inter), abs(lo - inter), 1e-12)
-    slope = 1.0 if span <= 32767 and np.allclose(data, np.round(data)) else span / 32767.0
+    dtype, slope, inter = pixel_encoding(data)
+    if slope != 1.0 or inter != 0.0:
+        log.info("%s: values %.6g..%.6g stored as int16 with RescaleSlope %.6g / RescaleIntercept %.6g", folder, float(data.min()),
+                 float(data.max()), slope, inter)
+    info = np.iinfo(dtype)
     series = generate_uid()
+    shared = {"FrameOfReferenceUID": generate_uid(), "StudyInstanceUID": generate_uid()}  # one per series when missing
     out = Path(folder)
     with atomic_dir(out) as tmp:
         for k, src in enumerate(hdr.datasets):
             ds = copy.deepcopy(src)
-            raw = np.clip(np.rint((data[:, :, k] - inter) / slope), -32768, 32767).astype(np.int16)  # in range by construction
+            raw = np.clip(np.rint((data[:, :, k] - inter) / slope), info.min, info.max).astype(dtype)  # in range by construction
             sop = generate_uid()
             ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
             ds.file_meta.MediaStorageSOPInstanceUID = sop
@@ -374,14 +404,21 @@ def write_dicom_series(folder: str | Path, volume: Volume, description: str) -> 
             ds.SeriesInstanceUID = series
             ds.SeriesDescription = description[:64]
             ds.SeriesNumber = int(getattr(src, "SeriesNumber", 0) or 0) + 1000
-            ds.ImageType = ["DERIVED", "SECONDARY", "SYNTHETIC"]
+            ds.ImageType = ["DERIVED", "SECONDARY", "OTHER", "SYNTHETIC"]
             ds.DerivationDescription = f"{description} (mri-cyclegan); not for diagnosis"[:1024]
-            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+            for tag, value in (*shared.items(), *FILL_TYPE1.items()):
+                if not getattr(ds, tag, None):
+                    setattr(ds, tag, value)
+            for tag in FILL_TYPE2:
+                if tag not in ds:
+                    setattr(ds, tag, None)
+            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, int(dtype == np.int16)
             ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-            ds.RescaleSlope, ds.RescaleIntercept = f"{slope:.10g}"[:16], f"{inter:.10g}"[:16]
-            for tag in ("WindowCenter", "WindowWidth", "SmallestImagePixelValue", "LargestImagePixelValue"):
+            for tag in ("WindowCenter", "WindowWidth", "SmallestImagePixelValue", "LargestImagePixelValue", *RESCALE_TAGS):
                 if tag in ds:
                     delattr(ds, tag)
+            if slope != 1.0 or inter != 0.0:
+                ds.RescaleSlope, ds.RescaleIntercept = f"{slope:.10g}"[:16], f"{inter:.10g}"[:16]
             ds.PixelData = raw.tobytes()
             ds.save_as(str(tmp / f"slice_{k + 1:04d}.dcm"), enforce_file_format=True)
     return out

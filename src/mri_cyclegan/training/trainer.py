@@ -287,17 +287,39 @@ class Trainer:
         self.elapsed = float(meta.get("elapsed", 0.0))
 
     # ------------------------------------------------------------------ the loop
+    # Under DDP every rank runs this same sequence. The calls marked COLLECTIVE (barrier, broadcast_float, and the
+    # all_mean inside train_step / _check_finite) must be reached equally often, in the same order, on every rank, or
+    # the job hangs: so nothing that decides how many there are may depend on the rank. Rank 0's clock decides when a
+    # time budget is spent (broadcast), and only rank 0 writes files (``self.dist.is_main``); the others wait at the
+    # next barrier.
     def fit(self, resume: bool = False, progress: bool = True, on_epoch: Callable[[Trainer], None] | None = None) -> dict[str, float]:
         """Train to the configured number of epochs (or for ``train.minutes``); returns the last epoch's mean losses."""
-        from tqdm.auto import tqdm
+        losses = self._start(resume)
+        bar = self._progress_bar(progress)
+        means: dict[str, float] = {}
+        self.model.train()
+        clock = time.perf_counter() - self.elapsed
+        try:
+            while self._more(clock):
+                means = self._train_epoch(clock, losses, bar)
+                self._end_epoch(clock, losses, means)
+                if on_epoch is not None:
+                    on_epoch(self)
+        finally:
+            bar.close()
+        self._finish(losses)
+        return means
 
-        main = self.dist.is_main  # under DDP rank 0 alone writes: config, losses, samples, checkpoints, plots
+    def _start(self, resume: bool) -> LossLog | None:
+        """config.json, then either the resumed state or epoch 0 (the untrained model, i.e. the lookup table: samples,
+        checkpoint, drift). Returns the loss log (rank 0) or None."""
+        main = self.dist.is_main
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             remove_stale_temps(self.run_dir)  # left by a process killed mid-write
             with atomic_path(self.layout[RunLayout.CONFIG]) as tmp:
                 tmp.write_text(self.config.to_json())
-        barrier(self.dist)
+        barrier(self.dist)  # COLLECTIVE: the run folder exists before anyone reads it
         ckpt = self.layout.checkpoint("last")
         if resume:
             if not ckpt.is_file():
@@ -310,66 +332,72 @@ class Trainer:
                 self.write_samples()  # epoch 0: untrained
             self.save()
             self._record_drift()  # epoch 0 is the lookup table itself: the first checkpoints/best
-        barrier(self.dist)
+        barrier(self.dist)  # COLLECTIVE: epoch 0's checkpoint is on disk
         tc = self.config.train
-        budget = tc.minutes * 60
         log.info(
             "training on %s (%s), %d T1 / %d T2 slices, %d iterations/epoch, %s",
             self.device, self.precision, len(self.t1), len(self.t2), self.iters_per_epoch,
-            f"for {tc.minutes:g} min (LR schedule follows elapsed time)" if budget else f"{tc.total_epochs} epochs",
+            f"for {tc.minutes:g} min (LR schedule follows elapsed time)" if tc.minutes else f"{tc.total_epochs} epochs",
         )
         if self.dist.enabled:
             log.info("DDP: %d processes x batch %d = global batch %d", self.dist.world_size, tc.batch_size, tc.batch_size * self.dist.world_size)
-        bar = tqdm(total=None if budget else self.total_steps, initial=self.step, disable=not (progress and main), unit="it",
-                   dynamic_ncols=True)
-        means: dict[str, float] = {}
-        self.model.train()
-        clock = time.perf_counter() - self.elapsed
+        return losses
 
-        def more() -> bool:
-            self.elapsed = broadcast_float(time.perf_counter() - clock, self.dist, self.device)  # rank 0's clock rules
-            return self.elapsed < budget if budget else self.epoch < tc.total_epochs
+    def _progress_bar(self, progress: bool):
+        from tqdm.auto import tqdm
 
-        try:
-            while more():
-                sums = dict.fromkeys(LOSS_KEYS, 0.0)
-                done = 0
-                for _ in range(self.iters_per_epoch):
-                    if budget and not more():
-                        break
-                    lr = self._set_lr()
-                    values = self.train_step(*self.batches.next())
-                    self.step += 1
-                    done += 1
-                    if losses is not None:
-                        losses.append({"step": self.step, "epoch": self.epoch + 1, **values, "lr": lr})
-                    for k in LOSS_KEYS:
-                        sums[k] += values[k]
-                    bar.update(1)
-                    bar.set_postfix(G=f"{values['loss_g']:.3f}", D=f"{values['loss_d']:.3f}", cyc=f"{values['loss_cycle']:.3f}")
-                self.epoch += 1
-                if tc.calibrate:
-                    self.calibrate()
-                means = {k: v / max(done, 1) for k, v in sums.items()}
-                total = "" if budget else f"/{tc.total_epochs}"
-                log.info("epoch %d%s: %s", self.epoch, total, " ".join(f"{k}={v:.4f}" for k, v in means.items()))
-                if main:
-                    self.write_samples()
-                self.elapsed = broadcast_float(time.perf_counter() - clock, self.dist, self.device)
-                self.save()
-                self._record_drift()
-                if tc.save_every and self.epoch % tc.save_every == 0:
-                    self.save(f"epoch_{self.epoch:03d}")
-                if losses is not None:
-                    losses.plot(self.layout[RunLayout.LOSSES_PNG])
-                barrier(self.dist)
-                if on_epoch is not None:
-                    on_epoch(self)
-        finally:
-            bar.close()
+        budget = self.config.train.minutes * 60
+        return tqdm(total=None if budget else self.total_steps, initial=self.step, disable=not (progress and self.dist.is_main), unit="it",
+                    dynamic_ncols=True)
+
+    def _more(self, clock: float) -> bool:
+        """Whether to go on: the epoch count, or rank 0's elapsed time against the budget."""
+        tc = self.config.train
+        self.elapsed = broadcast_float(time.perf_counter() - clock, self.dist, self.device)  # COLLECTIVE: rank 0's clock rules
+        return self.elapsed < tc.minutes * 60 if tc.minutes else self.epoch < tc.total_epochs
+
+    def _train_epoch(self, clock: float, losses: LossLog | None, bar) -> dict[str, float]:
+        """One epoch of iterations (fewer when the time budget runs out); returns the mean losses."""
+        sums = dict.fromkeys(LOSS_KEYS, 0.0)
+        done = 0
+        for _ in range(self.iters_per_epoch):
+            if self.config.train.minutes and not self._more(clock):  # COLLECTIVE (timed runs): every iteration, every rank
+                break
+            lr = self._set_lr()
+            values = self.train_step(*self.batches.next())  # COLLECTIVE: DDP gradient all-reduce and the loss all_mean
+            self.step += 1
+            done += 1
+            if losses is not None:
+                losses.append({"step": self.step, "epoch": self.epoch + 1, **values, "lr": lr})
+            for k in LOSS_KEYS:
+                sums[k] += values[k]
+            bar.update(1)
+            bar.set_postfix(G=f"{values['loss_g']:.3f}", D=f"{values['loss_d']:.3f}", cyc=f"{values['loss_cycle']:.3f}")
+        self.epoch += 1
+        return {k: v / max(done, 1) for k, v in sums.items()}
+
+    def _end_epoch(self, clock: float, losses: LossLog | None, means: dict[str, float]) -> None:
+        """Calibration, log line, samples, checkpoints, the safety net, the loss plot."""
+        tc = self.config.train
+        if tc.calibrate:
+            self.calibrate()  # the same on every rank: same model, same slices
+        total = "" if tc.minutes else f"/{tc.total_epochs}"
+        log.info("epoch %d%s: %s", self.epoch, total, " ".join(f"{k}={v:.4f}" for k, v in means.items()))
+        if self.dist.is_main:
+            self.write_samples()
+        self.elapsed = broadcast_float(time.perf_counter() - clock, self.dist, self.device)  # COLLECTIVE: the checkpoint's clock
+        self.save()
+        self._record_drift()
+        if tc.save_every and self.epoch % tc.save_every == 0:
+            self.save(f"epoch_{self.epoch:03d}")
+        if losses is not None:
+            losses.plot(self.layout[RunLayout.LOSSES_PNG])
+        barrier(self.dist)  # COLLECTIVE: this epoch's files are written before the hooks read them
+
+    def _finish(self, losses: LossLog | None) -> None:
+        """progress.gif and the final loss plot (rank 0)."""
         if losses is not None:
             make_gif(sorted(self.layout[RunLayout.SAMPLES].glob("epoch_*.png")), self.layout[RunLayout.PROGRESS_GIF])
             losses.plot(self.layout[RunLayout.LOSSES_PNG])
-        barrier(self.dist)
-        return means
+        barrier(self.dist)  # COLLECTIVE
 
