@@ -27,7 +27,6 @@ Writes benchmarks/results/faithfulness.json. Run alone (never two PyTorch proces
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import tempfile

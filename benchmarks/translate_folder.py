@@ -27,7 +27,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from mri_cyclegan.data.demo import load_demo_volumes
-    from mri_cyclegan.inference import Translator, _read, _write, translate_path
+    from mri_cyclegan.inference import Translator
+    from mri_cyclegan.translate_files import _read, _write, translate_path
     from mri_cyclegan.io import write_nifti
     from mri_cyclegan.io.geometry import slices
 

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, write_json  # noqa: E402
 
 from mri_cyclegan.data.demo import load_demo_volumes  # noqa: E402
-from mri_cyclegan.inference import Translator, translate_path  # noqa: E402
+from mri_cyclegan.inference import Translator  # noqa: E402
+from mri_cyclegan.translate_files import translate_path  # noqa: E402
 from mri_cyclegan.models import CycleGAN  # noqa: E402
 
 

@@ -79,7 +79,7 @@ def test_a_multi_page_tiff_is_refused_not_cut_to_page_one(tmp_path):
 
 
 def test_two_inputs_one_output_and_foreign_data_files_are_refused_in_the_plan(tmp_path):
-    from mri_cyclegan.inference import plan_outputs
+    from mri_cyclegan.translate_files import plan_outputs
 
     sitk = pytest.importorskip("SimpleITK")
     src = tmp_path / "in"
@@ -104,7 +104,7 @@ def test_two_inputs_one_output_and_foreign_data_files_are_refused_in_the_plan(tm
 
 
 def test_bids_duplicate_sources_and_existing_sidecars(tmp_path):
-    from mri_cyclegan.inference import plan_bids
+    from mri_cyclegan.translate_files import plan_bids
 
     from tests.io.test_bids import make_bids
 

@@ -7,7 +7,8 @@ import torch
 
 from mri_cyclegan.baselines import knots
 from mri_cyclegan.config import Config
-from mri_cyclegan.inference import Translator, translate_path
+from mri_cyclegan.inference import Translator
+from mri_cyclegan.translate_files import translate_path
 from mri_cyclegan.io.volume import Volume
 from mri_cyclegan.models import CycleGAN
 from tests.conftest import oblique_affine

@@ -10,7 +10,8 @@ from torch import nn
 
 from mri_cyclegan.baselines import knots
 from mri_cyclegan.config import Config
-from mri_cyclegan.inference import Translator, uncertainty_path
+from mri_cyclegan.inference import Translator
+from mri_cyclegan.uncertainty import uncertainty_path
 from mri_cyclegan.io.volume import Volume
 from mri_cyclegan.models import CycleGAN
 from mri_cyclegan.uncertainty import DEFAULT_MEMBERS, Member, gain, parse_members, spread

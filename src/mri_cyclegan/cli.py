@@ -248,7 +248,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from .inference import Translator, normalize_direction, translate_path
+    from .inference import Translator, normalize_direction
+    from .translate_files import translate_path
     from .uncertainty import DEFAULT_MEMBERS
 
     direction = normalize_direction(args.direction)

@@ -9,7 +9,6 @@ translation axis, and for through-plane consistency (:func:`mri_cyclegan.metrics
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 

@@ -334,7 +334,7 @@ def test_enhanced_dicom_with_fewer_frame_items_than_frames_is_refused(tmp_path):
 
 def test_a_folder_with_one_dicom_series_translates_to_the_named_file(tmp_path):
     """Once `translate dicom_folder/ out.nii.gz` made a folder named out.nii.gz; two series there need a folder."""
-    from mri_cyclegan.inference import plan_outputs
+    from mri_cyclegan.translate_files import plan_outputs
 
     write_series(tmp_path / "dcm", phantom(shape=(16, 12, 4)))
     plan = plan_outputs(tmp_path / "dcm", tmp_path / "out.nii.gz")

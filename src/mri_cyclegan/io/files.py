@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from .dicom import DICOM_EXTENSIONS, group_series, looks_like_dicom
-from .formats import VOLUME_EXTENSIONS, volume_format
+from .formats import volume_format
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 NIFTI_EXTENSIONS = (".nii", ".nii.gz")
