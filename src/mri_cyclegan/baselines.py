@@ -56,6 +56,7 @@ class TissueValues:
 
     tissue: np.ndarray  # 1D
     background: np.ndarray  # 1D
+    pure: np.ndarray | None = None  # 1D: the tissue values away from edges (least partial volume), for the class fit
 
     @property
     def background_fraction(self) -> float:
@@ -80,20 +81,27 @@ def tissue_values(slices, max_values: int = MAX_VALUES, seed: int = 0) -> Tissue
     The 2-pixel rim of tissue along the background is left out of both: it is partial volume with the air."""
     from scipy import ndimage
 
-    tissue, background = [], []
+    tissue, background, pure = [], [], []
     for s in slices:
         s = np.asarray(s, dtype=np.float32)
         bg = background_mask(s)
         rim = ndimage.binary_dilation(bg, iterations=2) & ~bg if bg.any() else bg  # partial volume with the air
-        tissue.append(s[~bg & ~rim])
+        t = ~bg & ~rim
+        tissue.append(s[t])
         background.append(s[bg])
+        if t.any():  # flat regions: gradient magnitude at most the slice's median within tissue
+            grad = np.hypot(ndimage.sobel(s, 0), ndimage.sobel(s, 1))[t]
+            pure.append(s[t][grad <= np.median(grad)])
     rng = np.random.default_rng(seed)
     t, b = np.concatenate(tissue), np.concatenate(background)
+    p = np.concatenate(pure) if pure else np.zeros(0, np.float32)
     n = t.size + b.size
     if n > max_values:  # keep the tissue/background proportion while subsampling
-        t = rng.choice(t, max(1, round(max_values * t.size / n)), replace=False) if t.size else t
-        b = rng.choice(b, round(max_values * b.size / n), replace=False) if b.size else b
-    return TissueValues(t.astype(np.float64), b.astype(np.float64))
+        keep = max_values / n
+        t = rng.choice(t, max(1, round(keep * t.size)), replace=False) if t.size else t
+        b = rng.choice(b, round(keep * b.size), replace=False) if b.size else b
+        p = rng.choice(p, max(1, round(keep * p.size)), replace=False) if p.size else p
+    return TissueValues(t.astype(np.float64), b.astype(np.float64), p.astype(np.float64))
 
 
 def _as_tissue_values(x) -> TissueValues:
@@ -171,6 +179,30 @@ def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: np.ndarray) -
     return np.interp(q, cdf, v)
 
 
+def tissue_classes(values, k: int = N_CLASSES, iters: int = 100) -> TissueClasses:
+    """The tissue classes of a set: means and widths fitted on its *pure* values (away from edges, where partial
+    volume between two tissues fills the gap between their peaks and pulls a class onto it: in T2, CSF/GM partial
+    volume otherwise becomes the 'GM' class), then the class proportions re-estimated on all its tissue values
+    (EM on the weights alone). Plain values (no spatial information) are fitted as they are."""
+    tv = values if isinstance(values, TissueValues) else None
+    allv = tv.tissue if tv is not None else np.asarray(values, dtype=np.float64).ravel()
+    if tv is None or tv.pure is None or tv.pure.size < 100 * k:
+        return fit_classes(allv, k)
+    c = fit_classes(tv.pure, k)
+    counts, edges = np.histogram(allv, bins=512)
+    x, n = 0.5 * (edges[:-1] + edges[1:]), counts.astype(np.float64)
+    weights = c.weights
+    for _ in range(iters):
+        r = TissueClasses(c.means, c.sds, weights).responsibilities(x) * n[:, None]
+        new = np.maximum(r.sum(0) / n.sum(), 1e-4)
+        new /= new.sum()
+        done = np.abs(new - weights).max() < 1e-6
+        weights = new
+        if done:
+            break
+    return TissueClasses(c.means, c.sds, weights)
+
+
 def separated(classes: TissueClasses, min_d: float = 2.0) -> bool:
     """Adjacent classes are resolved: Ashman's D = |m1 - m2| / sqrt((s1² + s2²) / 2) >= ``min_d`` for every pair."""
     m, s = classes.means, classes.sds
@@ -178,14 +210,16 @@ def separated(classes: TissueClasses, min_d: float = 2.0) -> bool:
     return bool((d >= min_d).all())
 
 
-def proportion_weights(source: np.ndarray, target: np.ndarray, invert: bool, k: int = N_CLASSES) -> np.ndarray | None:
-    """Per-target-voxel weights that give the target set the source set's class proportions, or None when the
-    classes cannot be told apart in one of the sets (then the proportions are unknown and nothing is re-weighted)."""
-    cs, ct = fit_classes(source, k), fit_classes(target, k)
+def proportion_weights(source, target, invert: bool, k: int = N_CLASSES) -> np.ndarray | None:
+    """Per-target-voxel weights (one per ``target.tissue`` value) that give the target set the source set's class
+    proportions, or None when the classes cannot be told apart in one of the sets (then the proportions are unknown
+    and nothing is re-weighted). ``source``/``target``: :class:`TissueValues` or plain value arrays."""
+    cs, ct = tissue_classes(source, k), tissue_classes(target, k)
     if not (separated(cs) and separated(ct)):
         return None
     p_source = cs.weights[::-1] if invert else cs.weights  # class c of the target corresponds to class c (or k-1-c) of the source
-    return ct.responsibilities(target) @ (p_source / ct.weights)
+    tissue = target.tissue if isinstance(target, TissueValues) else np.asarray(target, dtype=np.float64).ravel()
+    return ct.responsibilities(tissue) @ (p_source / ct.weights)
 
 
 def histogram_matching_lut(source, target, n_knots: int = N_KNOTS, invert: bool = False, reweight: bool = True) -> np.ndarray:
@@ -200,7 +234,7 @@ def histogram_matching_lut(source, target, n_knots: int = N_KNOTS, invert: bool 
     x = knots(n_knots).astype(np.float64)
     below = np.searchsorted(np.sort(src.tissue), x, side="left") / src.tissue.size
     q = np.clip(1.0 - below if invert else below, 0.0, 1.0)
-    w = proportion_weights(src.tissue, tgt.tissue, invert) if reweight else None
+    w = proportion_weights(src, tgt, invert) if reweight else None
     if reweight and w is None and not _said_once("overlap"):
         log.info("intensity matching: tissue classes overlap too much to estimate their proportions; plain quantile "
                  "matching (assumes both sets hold the same tissue proportions)")

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..baselines import fit_classes, histogram_matching_lut, inverse_histogram_lut, tissue_values
+from ..baselines import histogram_matching_lut, inverse_histogram_lut, tissue_classes, tissue_values
 from ..config import Config
 from ..data.dataset import SliceSet, UnpairedBatches
 from ..data.patches import apply_whole
@@ -196,8 +196,8 @@ class Trainer:
             return {}
         if self._drift_inputs is None:
             self._drift_inputs = {
-                Direction.T1_TO_T2: (m.g_t1_to_t2, self.t1.windows(_spread(len(self.t1), DRIFT_SLICES)), fit_classes(self.t1.tissue_values().tissue), CLASS_NAMES[Contrast.T1]),
-                Direction.T2_TO_T1: (m.g_t2_to_t1, self.t2.windows(_spread(len(self.t2), DRIFT_SLICES)), fit_classes(self.t2.tissue_values().tissue), CLASS_NAMES[Contrast.T2]),
+                Direction.T1_TO_T2: (m.g_t1_to_t2, self.t1.windows(_spread(len(self.t1), DRIFT_SLICES)), tissue_classes(self.t1.tissue_values()), CLASS_NAMES[Contrast.T1]),
+                Direction.T2_TO_T1: (m.g_t2_to_t1, self.t2.windows(_spread(len(self.t2), DRIFT_SLICES)), tissue_classes(self.t2.tissue_values()), CLASS_NAMES[Contrast.T2]),
             }
         c = self.config.data.context_slices // 2
         out = {}
