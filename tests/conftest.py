@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,7 +15,9 @@ from phantoms import pair_2d, volume_pair  # noqa: E402
 
 from mri_cyclegan.config import Config  # noqa: E402
 
-torch.set_num_threads(2)
+# Under pytest-xdist (`pytest -n 2`, the README's command) each of the two workers gets one core: two processes
+# with two threads each on 2 cores oversubscribe (a training step once ran 20x slower). Alone: both cores.
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 TINY = {
     "data.patch_size": 32,

@@ -96,8 +96,13 @@ def test_demo_tiny_budget(tmp_path, monkeypatch):
 
     from mri_cyclegan import demo
 
+    from mri_cyclegan.data import demo as demo_data
+
     for key, value in {"data.patch_size": 32, "model.ngf": 4, "model.n_blocks": 1, "train.iters_per_epoch": 2}.items():
         monkeypatch.setitem(demo.DEMO_OVERRIDES, key, value)
+    full = demo_data.load_demo_volumes()
+    box = (slice(32, 160), slice(36, 196), slice(None))  # the central 128 x 160 of each axial slice (suite time)
+    monkeypatch.setattr(demo_data, "load_demo_volumes", lambda: demo_data.DemoVolumes(full.t1[box], full.t2[box], full.mask[box], full.affine))
     monkeypatch.setattr(demo, "MIN_ITERATIONS", 10**6)
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--minutes", "0.02", "--quiet"]) == 0
