@@ -53,6 +53,7 @@ METHODS = {
     "resize_only": {"train.lambda_anchor": 0.0, "train.lambda_structure": 0.0},
     "anchor_sigma4": {"train.anchor_sigma": 4.0},
     "anchor_10": {"train.lambda_anchor": 10.0},
+    "rim_10": {"train.anchor_rim": 10.0},  # the anchor 11x as strong in the 3-pixel rim inside the outline
 }
 # case: T1 subjects (seed, lesions), T2 subjects, kind, coverage (fraction range of axial slices per contrast)
 CASES = {

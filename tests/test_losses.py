@@ -28,3 +28,23 @@ def test_l1_losses_by_hand():
 def test_unknown_loss():
     with pytest.raises(ValueError):
         gan_loss(torch.zeros(1), True, "hinge")
+
+
+def test_rim_weighted_anchor_counts_only_the_outline_rim_more():
+    """A translation that moves only the 3-pixel rim inside the head outline costs 1 + w times as much with
+    ``anchor_rim`` w; one that moves only the interior costs the same (sigma small, so blur hardly mixes them)."""
+    from mri_cyclegan.losses import anchor_loss, outline_rim
+
+    x = -torch.ones(1, 1, 40, 40)
+    x[..., 8:32, 8:32] = 0.5  # a 24 x 24 'head' in air
+    rim = outline_rim(x)
+    assert rim.sum() == 24 * 24 - 18 * 18 and rim[..., 20, 20] == 0 and rim[..., 8, 20] == 1 and rim[..., 5, 5] == 0
+    prior = x.clone()
+    moved_rim = prior + 0.3 * rim
+    interior = torch.zeros_like(x)
+    interior[..., 16:24, 16:24] = 0.3
+    moved_inside = prior + interior
+    for moved, factor in ((moved_rim, 11.0), (moved_inside, 1.0)):
+        plain = anchor_loss(moved, prior, sigma=0.5)
+        weighted = anchor_loss(moved, prior, sigma=0.5, rim=rim, rim_weight=10.0)
+        assert float(weighted / plain) == pytest.approx(factor, rel=0.1)  # the blur leaks a little across the rim

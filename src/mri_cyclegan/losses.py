@@ -40,11 +40,25 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return y.reshape(n, c, h, w)
 
 
-def anchor_loss(translated: torch.Tensor, prior: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
+def outline_rim(source: torch.Tensor, width: int = 3, threshold: float = -0.9) -> torch.Tensor:
+    """(N, K, H, W) model-space input -> (N, 1, H, W) float mask of the ``width``-pixel rim of signal next to the
+    background (pixels at or below ``threshold``, data.preprocess.FOREGROUND) of the centre slice."""
+    c = source[:, source.shape[1] // 2 : source.shape[1] // 2 + 1].float()
+    dark = (c <= threshold).float()
+    near = F.max_pool2d(dark, 2 * width + 1, stride=1, padding=width)
+    return near * (1.0 - dark)
+
+
+def anchor_loss(translated: torch.Tensor, prior: torch.Tensor, sigma: float = 2.0, rim: torch.Tensor | None = None,
+                rim_weight: float = 0.0) -> torch.Tensor:
     """L1 between the low-pass of a translation and the low-pass of the lookup table's translation of the same input:
     the learned residual may add detail finer than ``sigma`` pixels, but may not move tissue intensities (a tissue
-    class, a lesion larger than sigma, the CSF around the brain) away from where the prior put them."""
-    return F.l1_loss(gaussian_blur(translated.float(), sigma), gaussian_blur(prior.float(), sigma))
+    class, a lesion larger than sigma, the CSF around the brain) away from where the prior put them. With ``rim``
+    (:func:`outline_rim`) and ``rim_weight``, pixels of the rim count ``1 + rim_weight`` times."""
+    diff = (gaussian_blur(translated.float(), sigma) - gaussian_blur(prior.float(), sigma)).abs()
+    if rim is None or rim_weight == 0:
+        return diff.mean()
+    return (diff * (1.0 + rim_weight * rim)).mean()
 
 
 def structure_loss(source: torch.Tensor, translated: torch.Tensor, eps: float = 0.05) -> torch.Tensor:

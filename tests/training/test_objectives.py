@@ -71,3 +71,24 @@ def test_structure_and_anchor_terms_are_wired_to_their_own_direction():
     # a contrast flip (x -> -x) and a shift keep the edges; swapping the inputs (each fake against the other input) does not
     swapped = structure_loss(real_t2, fake_t2) + structure_loss(real_t1, fake_t1)
     assert swapped.item() > 3 * faith.item()
+
+
+def test_rim_weighted_anchor_uses_each_direction_own_input_outline():
+    from mri_cyclegan.losses import anchor_loss, outline_rim
+
+    class WithPrior(Affine):
+        def __init__(self, scale: float, shift: float = 0.0) -> None:
+            super().__init__(scale, shift)
+            self.prior = nn.Identity()  # the 'lookup table' keeps the input
+
+    tc = TrainConfig(lambda_cycle=0.0, lambda_anchor=1.0, lambda_structure=0.0, anchor_rim=10.0)
+    real_t1, real_t2 = -torch.ones(1, 1, 24, 24), -torch.ones(1, 1, 24, 24)
+    real_t1[..., 4:20, 4:20], real_t2[..., 8:16, 6:18] = 0.4, 0.7  # two different outlines
+    obj = GeneratorObjective(WithPrior(1.0, 0.2), WithPrior(1.0, -0.1), tc)
+    *_, faith, fake_t1, fake_t2 = obj(real_t1, real_t2, D1, D2)
+    expected = (anchor_loss(fake_t2, real_t1, tc.anchor_sigma, outline_rim(real_t1), 10.0)
+                + anchor_loss(fake_t1, real_t2, tc.anchor_sigma, outline_rim(real_t2), 10.0))
+    assert faith.item() == pytest.approx(expected.item())
+    crossed = (anchor_loss(fake_t2, real_t1, tc.anchor_sigma, outline_rim(real_t2), 10.0)
+               + anchor_loss(fake_t1, real_t2, tc.anchor_sigma, outline_rim(real_t1), 10.0))
+    assert abs(crossed.item() - faith.item()) > 0.05 * faith.item()

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
-from ..losses import anchor_loss, cycle_loss, gan_loss, identity_loss, structure_loss
+from ..data.preprocess import FOREGROUND
+from ..losses import anchor_loss, cycle_loss, gan_loss, identity_loss, outline_rim, structure_loss
 
 
 class GeneratorObjective(nn.Module):
@@ -22,7 +23,7 @@ class GeneratorObjective(nn.Module):
         self.g_t1_to_t2, self.g_t2_to_t1 = g_t1_to_t2, g_t2_to_t1
         self.gan, self.lam, self.lam_id = tc.gan_loss, tc.lambda_cycle, tc.lambda_cycle * tc.lambda_identity
         self.lam_anchor = tc.lambda_anchor if getattr(g_t1_to_t2, "prior", None) is not None else 0.0
-        self.sigma, self.lam_structure = tc.anchor_sigma, tc.lambda_structure
+        self.sigma, self.lam_structure, self.rim_weight = tc.anchor_sigma, tc.lambda_structure, tc.anchor_rim
 
     def faithful(self, real_t1: torch.Tensor, real_t2: torch.Tensor, fake_t1: torch.Tensor, fake_t2: torch.Tensor) -> torch.Tensor:
         """Anchor on the prior and structure kept, summed over both directions (0 when both weights are 0)."""
@@ -31,7 +32,8 @@ class GeneratorObjective(nn.Module):
             if self.lam_anchor > 0:
                 with torch.no_grad():
                     lut = g.prior(real)
-                loss = loss + self.lam_anchor * anchor_loss(fake, lut, self.sigma)
+                rim = outline_rim(real, threshold=FOREGROUND) if self.rim_weight else None
+                loss = loss + self.lam_anchor * anchor_loss(fake, lut, self.sigma, rim, self.rim_weight)
             if self.lam_structure > 0:
                 loss = loss + self.lam_structure * structure_loss(real, fake)
         return loss
