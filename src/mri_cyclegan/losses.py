@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .data.preprocess import FOREGROUND
+
 
 def gan_loss(logits: torch.Tensor, target_is_real: bool, kind: str = "lsgan") -> torch.Tensor:
     """Adversarial loss on discriminator logits: LSGAN (mean squared error to 1/0) or BCE-with-logits."""
@@ -40,9 +42,9 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return y.reshape(n, c, h, w)
 
 
-def outline_rim(source: torch.Tensor, width: int = 3, threshold: float = -0.9) -> torch.Tensor:
+def outline_rim(source: torch.Tensor, width: int = 3, threshold: float = FOREGROUND) -> torch.Tensor:
     """(N, K, H, W) model-space input -> (N, 1, H, W) float mask of the ``width``-pixel rim of signal next to the
-    background (pixels at or below ``threshold``, data.preprocess.FOREGROUND) of the centre slice."""
+    background (pixels at or below ``threshold``) of the centre slice."""
     c = source[:, source.shape[1] // 2 : source.shape[1] // 2 + 1].float()
     dark = (c <= threshold).float()
     near = F.max_pool2d(dark, 2 * width + 1, stride=1, padding=width)

@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
-from ..data.preprocess import FOREGROUND
 from ..losses import anchor_loss, cycle_loss, gan_loss, identity_loss, outline_rim, structure_loss
 
 
@@ -32,7 +31,7 @@ class GeneratorObjective(nn.Module):
             if self.lam_anchor > 0:
                 with torch.no_grad():
                     lut = g.prior(real)
-                rim = outline_rim(real, threshold=FOREGROUND) if self.rim_weight else None
+                rim = outline_rim(real) if self.rim_weight else None
                 loss = loss + self.lam_anchor * anchor_loss(fake, lut, self.sigma, rim, self.rim_weight)
             if self.lam_structure > 0:
                 loss = loss + self.lam_structure * structure_loss(real, fake)
