@@ -159,10 +159,10 @@ def plan_bids(root: str | Path, output_path: str | Path | None, direction: str, 
               uncertainty: bool = False) -> list[tuple[Path, Path]]:
     """A BIDS dataset's source-contrast images -> their BIDS-derivatives names under ``output_path``
     (default ROOT/derivatives/mri-cyclegan)."""
-    from .io.bids import PIPELINE, derivative_path, find_bids
+    from .io.bids import derivative_path, derivatives_root, find_bids
 
     r = Path(root)
-    out_root = Path(output_path) if output_path else r / "derivatives" / PIPELINE
+    out_root = derivatives_root(r, output_path)
     d = Direction(direction)
     files = find_bids(r, d.source.bids_suffix, subjects)
     plan = [(f, derivative_path(r, out_root, f, d.target.bids_suffix)) for f in files]
@@ -266,13 +266,13 @@ def translate_path(translator: Translator, input_path: str | Path, output_path: 
     uncertainty map beside it (:func:`uncertainty_path`)."""
     from tqdm.auto import tqdm
 
-    from .io.bids import PIPELINE, is_bids_root
+    from .io.bids import derivatives_root, is_bids_root
 
     direction = normalize_direction(direction)
     finish: Finish | None = None
     if is_bids_root(input_path):
         plan = plan_bids(input_path, output_path, direction, subjects, overwrite, bool(uncertainty))
-        out_root = Path(output_path) if output_path else Path(input_path) / "derivatives" / PIPELINE
+        out_root = derivatives_root(input_path, output_path)
         finish = _bids_finish(Path(input_path), out_root, model_name, direction)
     elif output_path is None:
         raise InputError("name an OUTPUT file or folder (only a BIDS dataset as INPUT has a default output)")

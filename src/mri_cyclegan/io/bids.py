@@ -77,6 +77,11 @@ def contrast_files(path: str | Path, contrast: str, subjects: list[str] | None =
     return list_inputs(path, what)
 
 
+def derivatives_root(root: str | Path, output: str | Path | None) -> Path:
+    """Where translations of the BIDS dataset ``root`` go: ``output`` if given, else ROOT/derivatives/mri-cyclegan."""
+    return Path(output) if output else Path(root) / "derivatives" / PIPELINE
+
+
 def derivative_name(src: Path, target_suffix: str, desc: str = "synthetic") -> str:
     """sub-01_ses-1_run-1_T1w.nii.gz -> sub-01_ses-1_run-1_desc-synthetic_T2w.nii.gz (an existing desc- replaced)."""
     name = src.name
