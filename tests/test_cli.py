@@ -8,6 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from mri_cyclegan.cli import main
 
@@ -61,8 +62,10 @@ def test_translate_png_folder_keeps_size_and_depth(run_dir, image_folders, tmp_p
         x, y = np.array(a, np.float32), np.array(b, np.float32)
         want = np.clip(np.rint(translator.translate_image(x, "t1_to_t2")), 0, 255)
         assert np.abs(y - want).max() <= 1  # the file holds the model's translation ...
-        tissue = x > 0.1 * x.max()
-        assert np.corrcoef(x[tissue], y[tissue])[0, 1] < -0.5  # ... which inverts the T1 contrast (not an identity)
+        # ... which inverts the T1 contrast (not an identity). Inside the outline: these hard-edged phantoms' one-pixel
+        # dark CSF rim has no partial volume, which the prior's outline unmixing reads as tissue mixed with background.
+        tissue = ndimage.binary_erosion(x > 0.1 * x.max())
+        assert np.corrcoef(x[tissue], y[tissue])[0, 1] < -0.5
     out16 = tmp_path / "fake_t1.png"
     src16 = next(image_folders[1].glob("*.png"))
     assert main(["translate", "--model", str(run_dir / "checkpoints" / "last.safetensors"), "--direction", "t2-to-t1", str(src16), str(out16), "--quiet"]) == 0

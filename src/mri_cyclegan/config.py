@@ -26,10 +26,11 @@ Precision = Literal["auto", "fp32", "bf16"]
 Device = Literal["auto", "cpu", "cuda"]
 IntensityFloor = Literal["zero", "percentile"]
 Upsample = Literal["resize", "transpose"]
+Outline = Literal["unmix", "table"]
 
 # Keys added after checkpoints were first written, with the value that reproduces an older checkpoint's behaviour:
 # a config read from a checkpoint (or a resumed run) that lacks one gets this, not today's default.
-LEGACY_VALUES = {"model": {"upsample": "transpose"}, "train": {"lambda_anchor": 0.0, "lambda_structure": 0.0}}
+LEGACY_VALUES = {"model": {"upsample": "transpose", "outline": "table"}, "train": {"lambda_anchor": 0.0, "lambda_structure": 0.0}}
 
 
 def _check_choice(name: str, value: Any, literal: Any) -> None:
@@ -144,12 +145,14 @@ class ModelConfig:
     n_layers_d: int = 3  # PatchGAN depth; 3 gives the 70x70 receptive field
     prior: Prior = "inverse_histogram"  # generator output = prior(x) + residual; "none" = plain CycleGAN
     upsample: Upsample = "resize"  # ResNet generator: nearest resize + 3x3 conv (no checkerboard); "transpose" = reference
+    outline: Outline = "unmix"  # prior at the outline: unmix partial volume with the background; "table" = pointwise
 
     def __post_init__(self) -> None:
         _check_types(self)
         _check_choice("generator", self.generator, GeneratorName)
         _check_choice("prior", self.prior, Prior)
         _check_choice("upsample", self.upsample, Upsample)
+        _check_choice("outline", self.outline, Outline)
         # bounds keep a typo (or a hostile checkpoint) from allocating hundreds of GB or running for days
         _check_range("ngf", self.ngf, 1, 1024)
         _check_range("ndf", self.ndf, 1, 1024)

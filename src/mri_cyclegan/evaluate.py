@@ -91,13 +91,21 @@ def canonical_mask(path: Path) -> np.ndarray:
     return data > 0.5 * float(np.max(data))
 
 
-def baseline_translation(volume, lut: np.ndarray, preprocessor) -> np.ndarray:
-    """Inverse histogram matching through the same preprocessing as the model: forward into model space,
-    the lookup table on every voxel, inverse back to the file's grid and intensity scale."""
-    from .baselines import apply_lut
+def baseline_translation(volume, lut: np.ndarray, preprocessor, unmix_outline: bool = True) -> np.ndarray:
+    """Inverse histogram matching through the same preprocessing as the model: forward into model space, the
+    lookup table on every voxel, inverse back to the file's grid and intensity scale. With ``unmix_outline`` (what a
+    model's prior does unless its config says ``outline: table``) the outline is unmixed like the model's prior
+    (:func:`~mri_cyclegan.models.networks.unmix_outline`): the baseline is the untrained model."""
+    import torch
+
+    from .models.networks import HistogramPrior
 
     stack, geom = preprocessor.forward(volume)
-    return preprocessor.inverse(apply_lut(stack, lut), geom)
+    prior = HistogramPrior(lut.size, unmix_outline=unmix_outline)
+    prior.lut.copy_(torch.as_tensor(lut, dtype=torch.float32))
+    with torch.no_grad():
+        out = np.stack([prior(torch.as_tensor(s, dtype=torch.float32)[None, None])[0, 0].numpy() for s in stack])
+    return preprocessor.inverse(out, geom)
 
 
 class EvaluationSet:
@@ -233,7 +241,7 @@ def evaluate_paths(pred: str | Path, ref: str | Path, out: str | Path, mask: str
                 raise InputError(f"input {input_files[p]} ({idata.shape}) and reference {r} ({rd.shape}) differ in shape")
             inp_unit = to_unit(idata)
             ev.add(p.name, "identity", score(inp_unit, rd_unit, m, ax))
-            base = baseline_translation(ivol, lut, pre)
+            base = baseline_translation(ivol, lut, pre, unmix_outline=config.model.outline == "unmix" if config else True)
             base = base if base.ndim == 2 else to_canonical(base, ivol.affine)
             ev.add(p.name, "inverse_histogram", score(to_unit(base), rd_unit, m, ax))
         unc_unit = None

@@ -4,6 +4,7 @@ import torch
 
 from mri_cyclegan.config import ModelConfig
 from mri_cyclegan.models import CycleGAN, PatchDiscriminator, ResnetGenerator, UnetGenerator
+from mri_cyclegan.models.networks import HistogramPrior
 
 
 @pytest.mark.parametrize("size", [(32, 32), (64, 48), (96, 112)])
@@ -74,3 +75,62 @@ def test_generator_uses_edge_conv_at_both_ends():
     g = ResnetGenerator(ngf=4, n_blocks=1)
     convs = [m for m in g.modules() if isinstance(m, torch.nn.Conv2d)]
     assert isinstance(convs[0], EdgeConv2d) and isinstance(convs[-1], EdgeConv2d)
+
+
+# ------------------------------------------------------------------------------------ the prior at the outline
+def _t2_to_t1_table() -> HistogramPrior:
+    """A T2 -> T1-like lookup table: no signal stays -1; bright T2 CSF (0.9) -> dark T1 (-0.6); mid T2 (grey/white
+    matter, -0.05) -> bright T1 (0.5)."""
+    prior = HistogramPrior(unmix_outline=True)
+    knots = torch.linspace(-1, 1, prior.lut.numel())
+    prior.lut.copy_(torch.from_numpy(np.interp(knots.numpy(), [-1, -0.9, -0.05, 0.9, 1], [-1, -0.9, 0.5, -0.6, -0.65])))
+    return prior
+
+
+def _t2_head(h: int = 24, w: int = 24) -> torch.Tensor:
+    """(1, 1, H, W) model space: background -1 on the left, then one pixel half CSF / half background, a 3-pixel
+    CSF rim (0.9) and grey matter (-0.05) behind it."""
+    x = torch.full((1, 1, h, w), -1.0)
+    x[..., 6] = -1 + 0.5 * (0.9 + 1)  # the partial-volume outline pixel: -0.05, grey matter's T2 intensity
+    x[..., 7:10] = 0.9
+    x[..., 10:] = -0.05
+    return x
+
+
+def test_outline_pixel_is_unmixed_as_tissue_behind_plus_background():
+    prior = _t2_to_t1_table()
+    x = _t2_head()
+    y = prior(x)
+    # half CSF: half of CSF's T1 value above no signal (-1 + 0.5 * (-0.6 + 1)), not grey matter's bright 0.5
+    torch.testing.assert_close(y[..., 6], torch.full_like(y[..., 6], -0.8), atol=1e-3, rtol=0)
+    pointwise = prior.table(x)
+    assert torch.allclose(pointwise[..., 6], torch.tensor(0.5), atol=0.01)  # what the pointwise table does
+    away = torch.ones(24, dtype=torch.bool)
+    away[6] = False
+    assert torch.equal(y[..., away], pointwise[..., away])  # nothing else changes
+    prior.unmix_outline = False
+    assert torch.equal(prior(x), pointwise)
+
+
+def test_outline_unmixing_leaves_bright_rims_identity_and_interior_alone():
+    prior = _t2_to_t1_table()
+    x = _t2_head()
+    x[..., 6] = 0.95  # an outline pixel brighter than the tissue behind it is no mixture with background
+    torch.testing.assert_close(prior(x), prior.table(x))
+    identity = HistogramPrior(unmix_outline=True)  # an identity table stays the identity, outline included
+    g = torch.Generator().manual_seed(0)
+    z = torch.rand(2, 3, 20, 20, generator=g) * 2 - 1
+    z[:, :, :, :5] = -1  # background with an outline next to it, in every channel
+    torch.testing.assert_close(identity(z), z, atol=1e-5, rtol=0)
+
+
+def test_generator_prior_unmixes_the_outline_unless_configured_pointwise():
+    x = _t2_head(32, 32)
+    outs = {}
+    for outline in ("unmix", "table"):
+        m = CycleGAN(ModelConfig(ngf=4, n_blocks=1, outline=outline), 32)
+        lut = _t2_to_t1_table().lut.numpy()
+        m.set_priors(lut, lut)
+        outs[outline] = m.eval().g_t2_to_t1.raw(x)
+    assert outs["unmix"][..., 6].max() < -0.7 < 0.4 < outs["table"][..., 6].min()
+    assert m.g_t2_to_t1.calibration.unmix_outline is False  # the output calibration is pointwise

@@ -6,9 +6,11 @@ Instance norm without affine parameters, weights N(0, 0.02), as the reference Cy
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..baselines import N_KNOTS
+from ..data.preprocess import FOREGROUND
 from .edge_conv import EdgeConv2d
 
 
@@ -101,13 +103,19 @@ class UnetGenerator(nn.Module):
 
 
 class HistogramPrior(nn.Module):
-    """Piecewise-linear intensity map given by its values at evenly spaced knots on [-1, 1]."""
+    """Piecewise-linear intensity map given by its values at evenly spaced knots on [-1, 1].
 
-    def __init__(self, n_knots: int = N_KNOTS) -> None:
+    With ``unmix_outline`` (the generator's prior; see :func:`unmix_outline`), the outermost layer of signal next
+    to the background is mapped as a mixture of the tissue behind it and the background, not as the tissue whose
+    intensity it happens to have."""
+
+    def __init__(self, n_knots: int = N_KNOTS, unmix_outline: bool = False) -> None:
         super().__init__()
         self.register_buffer("lut", torch.linspace(-1.0, 1.0, n_knots))
+        self.unmix_outline = unmix_outline
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def table(self, x: torch.Tensor) -> torch.Tensor:
+        """The pointwise map alone."""
         k = self.lut.numel()
         pos = (x.clamp(-1, 1) + 1) * (0.5 * (k - 1))  # (N, 1, H, W) in [0, k-1]
         i0 = pos.detach().floor().clamp(0, k - 2)
@@ -115,6 +123,35 @@ class HistogramPrior(nn.Module):
         i0 = i0.long()
         lut = self.lut.to(x.dtype)
         return lut[i0] * (1 - w) + lut[i0 + 1] * w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return unmix_outline(x, self.table) if self.unmix_outline else self.table(x)
+
+
+def unmix_outline(x: torch.Tensor, table, threshold: float = FOREGROUND) -> torch.Tensor:
+    """(N, K, H, W) model-space input -> ``table(x)``, except on the outline: signal pixels with a background
+    neighbour (at or below ``threshold``), each channel a 2D image.
+
+    An outline pixel is partly background (partial volume). A pointwise table reads its intermediate intensity as
+    some other tissue: in T2, bright CSF half-filling a voxel has grey/white matter's intensity, so T2 -> T1 paints
+    the CSF around the brain as bright tissue. Instead it is unmixed linearly between no signal (-1, the model-space
+    background) and the tissue behind it, the mean ``inner`` of the signal pixels within 2 pixels that are not on
+    the outline: the fraction ``f = (x + 1) / (inner + 1)`` of ``table(inner)``, the rest no signal. Only where the
+    pixel is darker than the tissue behind it (a mixture with background is); elsewhere, and away from the outline,
+    the table is unchanged, and an identity table stays the identity. Right for any tissue at the outline (a CSF rim,
+    a skull-stripped grey-matter edge, scalp), because the tissue behind names it; wrong only for a layer of darker
+    tissue one pixel thin with no partial volume at all (hard-edged synthetic images), which it reads as a mixture."""
+    n, k, h, w = x.shape
+    flat = x.reshape(n * k, 1, h, w)
+    signal = (flat > threshold).to(flat.dtype)
+    inner = -F.max_pool2d(-signal, 3, stride=1, padding=1)  # signal whose 8 neighbours are signal (image edge: not background)
+    outline = signal - inner  # (N*K, 1, H, W): 1 on the outermost signal layer
+    count = F.avg_pool2d(inner, 5, stride=1, padding=2)
+    v_in = F.avg_pool2d(flat * inner, 5, stride=1, padding=2) / count.clamp_min(1e-6)  # the tissue behind
+    f = ((flat + 1) / (v_in + 1).clamp_min(0.05)).clamp(0, 1)
+    mixed = -1 + f * (table(v_in) + 1)
+    use = (outline > 0) & (count > 0) & (flat < v_in)
+    return torch.where(use.reshape(n, k, h, w), mixed.reshape(n, k, h, w), table(x))
 
 
 class Generator(nn.Module):
@@ -126,10 +163,10 @@ class Generator(nn.Module):
     (unpaired; identity until fitted). Training never sees it.
     """
 
-    def __init__(self, backbone: nn.Module, use_prior: bool) -> None:
+    def __init__(self, backbone: nn.Module, use_prior: bool, unmix_outline: bool = True) -> None:
         super().__init__()
         self.backbone = backbone
-        self.prior = HistogramPrior() if use_prior else None
+        self.prior = HistogramPrior(unmix_outline=unmix_outline) if use_prior else None
         self.calibration = HistogramPrior()
 
     def raw(self, x: torch.Tensor) -> torch.Tensor:
