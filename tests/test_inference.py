@@ -162,3 +162,25 @@ def test_the_translator_leaves_the_model_mode_as_it_found_it():
     model.eval()
     np.testing.assert_array_equal(in_training, tr.translate(vol, "t1_to_t2"))
     assert not any(m.training for m in model.modules())
+
+
+@pytest.mark.parametrize("outline", ["unmix", "table"])
+def test_evaluate_baseline_is_the_untrained_model(outline):
+    """The report's lookup-table baseline and the untrained model are one thing, outline unmixing included."""
+    from mri_cyclegan.evaluate import baseline_translation
+
+    cfg = Config().replace(**{"model.ngf": 4, "model.n_blocks": 1, "model.ndf": 8, "model.outline": outline})
+    model = CycleGAN.from_config(cfg)
+    lut = np.where(knots() > -0.9, -0.8 * knots(), knots()).astype(np.float32)  # inverts tissue, keeps background
+    model.set_priors(lut, lut)
+    tr = Translator(model, cfg, device="cpu")
+    data = np.zeros((30, 28, 3), np.float32)
+    data[5:25, 4:24] = 900.0  # a bright rim ...
+    data[8:22, 7:21] = 400.0  # ... around darker tissue
+    data[5:25, 4] = data[5:25, 23] = 450.0  # the outline half background
+    vol = Volume(data, np.diag([1.0, 1.0, 2.0, 1.0]))
+    base = baseline_translation(vol, lut, tr.preprocessor, unmix_outline=outline == "unmix")
+    out = tr.translate_volume(vol, "t1_to_t2").data
+    np.testing.assert_allclose(base, out, atol=1e-3 * data.max())
+    pointwise = baseline_translation(vol, lut, tr.preprocessor, unmix_outline=False)
+    assert (np.abs(base - pointwise).max() > 100) == (outline == "unmix")  # the outline column differs
