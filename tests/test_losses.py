@@ -48,3 +48,12 @@ def test_rim_weighted_anchor_counts_only_the_outline_rim_more():
         plain = anchor_loss(moved, prior, sigma=0.5)
         weighted = anchor_loss(moved, prior, sigma=0.5, rim=rim, rim_weight=10.0)
         assert float(weighted / plain) == pytest.approx(factor, rel=0.1)  # the blur leaks a little across the rim
+    # a change one pixel wide at the outline (the outermost layer alternately darker and brighter) is mostly blurred
+    # away by the low-pass; the rim is also held pixel by pixel
+    checker = (torch.arange(40).view(-1, 1) + torch.arange(40).view(1, -1)) % 2 * 2 - 1.0
+    outermost = rim * (outline_rim(x, width=1) > 0)
+    flicker = prior + 0.3 * outermost * checker
+    plain = anchor_loss(flicker, prior, sigma=2.0)
+    weighted = anchor_loss(flicker, prior, sigma=2.0, rim=rim, rim_weight=10.0)
+    assert float(weighted - plain) == pytest.approx(10 * 0.3 * float(outermost.sum()) / x.numel(), rel=1e-4)
+    assert float(weighted / plain) > 30

@@ -192,7 +192,7 @@ class TrainConfig:
     lambda_identity: float = 0.0  # relative to lambda_cycle; the reference's 0.5 measured worse with the prior at equal time (README)
     lambda_anchor: float = 1.0  # low-pass of G(x) held to the lookup table's (prior's) translation; 0 = off (needs the prior); 10 pins the model to the table (benchmarks/faithfulness.py)
     anchor_sigma: float = 2.0  # pixels: the residual may add detail finer than this, not move tissue intensities
-    anchor_rim: float = 0.0  # extra anchor weight in the 3-pixel rim inside the head outline (0 = uniform; benchmarks/faithfulness.py)
+    anchor_rim: float = 0.0  # anchor the 3-pixel rim inside the head outline pixel by pixel, this weight (0 = off; benchmarks/faithfulness.py)
     lambda_structure: float = 1.0  # edges of G(x) aligned with those of x (normalised gradient fields); 0 = off
     pool_size: int = 50
     save_every: int = 5  # also keep a checkpoint every N epochs (0 = only 'last')

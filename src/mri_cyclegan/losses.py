@@ -56,11 +56,13 @@ def anchor_loss(translated: torch.Tensor, prior: torch.Tensor, sigma: float = 2.
     """L1 between the low-pass of a translation and the low-pass of the lookup table's translation of the same input:
     the learned residual may add detail finer than ``sigma`` pixels, but may not move tissue intensities (a tissue
     class, a lesion larger than sigma, the CSF around the brain) away from where the prior put them. With ``rim``
-    (:func:`outline_rim`) and ``rim_weight``, pixels of the rim count ``1 + rim_weight`` times."""
-    diff = (gaussian_blur(translated.float(), sigma) - gaussian_blur(prior.float(), sigma)).abs()
+    (:func:`outline_rim`) and ``rim_weight``, the rim is also held pixel by pixel, without the low-pass (a change one
+    pixel wide, such as darkening the outermost partial-volume layer, is mostly blurred away): ``rim_weight`` times
+    the mean of ``|translated - prior|`` over the rim's pixels, counted over the whole image like the first term."""
+    low = (gaussian_blur(translated.float(), sigma) - gaussian_blur(prior.float(), sigma)).abs().mean()
     if rim is None or rim_weight == 0:
-        return diff.mean()
-    return (diff * (1.0 + rim_weight * rim)).mean()
+        return low
+    return low + rim_weight * ((translated.float() - prior.float()).abs() * rim).mean()
 
 
 def structure_loss(source: torch.Tensor, translated: torch.Tensor, eps: float = 0.05) -> torch.Tensor:
