@@ -134,3 +134,32 @@ def test_generator_prior_unmixes_the_outline_unless_configured_pointwise():
         outs[outline] = m.eval().g_t2_to_t1.raw(x)
     assert outs["unmix"][..., 6].max() < -0.7 < 0.4 < outs["table"][..., 6].min()
     assert m.g_t2_to_t1.calibration.unmix_outline is False  # the output calibration is pointwise
+
+
+class _Constant(torch.nn.Module):
+    def __init__(self, value: torch.Tensor) -> None:
+        super().__init__()
+        self.value = value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.value
+
+
+def test_trained_outline_follows_the_tissue_behind_it():
+    """The generator's outline is unmixed from its own translation of the tissue behind: a residual that only
+    darkens the outline layer changes nothing there; one that brightens the tissue behind carries into it."""
+    m = CycleGAN(ModelConfig(ngf=4, n_blocks=1), 32)
+    lut = _t2_to_t1_table().lut.numpy()
+    m.set_priors(lut, lut)
+    g = m.g_t2_to_t1
+    x = _t2_head(32, 32)
+    base = g.raw(x)
+    outline_only = torch.zeros_like(x)
+    outline_only[..., 6] = -0.5
+    behind = torch.zeros_like(x)
+    behind[..., 7:10] = 0.2
+    for residual, want in ((outline_only, -0.8), (behind, -1 + 0.5 * (-0.6 + 0.2 + 1))):
+        g.backbone = _Constant(residual)
+        y = g.raw(x)
+        torch.testing.assert_close(y[..., 6], torch.full_like(y[..., 6], want), atol=1e-3, rtol=0)
+        assert torch.equal(y[..., 7:], torch.clamp(base[..., 7:] + residual[..., 7:], -1, 1))

@@ -125,37 +125,41 @@ class HistogramPrior(nn.Module):
         return lut[i0] * (1 - w) + lut[i0 + 1] * w
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return unmix_outline(x, self.table) if self.unmix_outline else self.table(x)
+        y = self.table(x)
+        return unmix_outline(x, y) if self.unmix_outline else y
 
 
-def unmix_outline(x: torch.Tensor, table, threshold: float = FOREGROUND) -> torch.Tensor:
-    """(N, K, H, W) model-space input -> ``table(x)``, except on the outline: signal pixels with a background
-    neighbour (at or below ``threshold``), each channel a 2D image.
+def unmix_outline(x: torch.Tensor, y: torch.Tensor, threshold: float = FOREGROUND) -> torch.Tensor:
+    """(N, K, H, W) model-space input ``x`` and its translation ``y`` -> ``y`` with the outline of ``x`` (signal
+    pixels with a background neighbour, at or below ``threshold``; each channel a 2D image) unmixed.
 
     An outline pixel is partly background (partial volume). A pointwise table reads its intermediate intensity as
     some other tissue: in T2, bright CSF half-filling a voxel has grey/white matter's intensity, so T2 -> T1 paints
-    the CSF around the brain as bright tissue. Instead it is unmixed linearly between no signal (-1, the model-space
-    background) and the tissue behind it, the mean ``inner`` of the signal pixels within 2 pixels that are not on
-    the outline: the fraction ``f = (x + 1) / (inner + 1)`` of ``table(inner)``, the rest no signal. Only where the
-    pixel is darker than the tissue behind it (a mixture with background is); elsewhere, and away from the outline,
-    the table is unchanged, and an identity table stays the identity. Right for any tissue at the outline (a CSF rim,
-    a skull-stripped grey-matter edge, scalp), because the tissue behind names it; wrong only for a layer of darker
-    tissue one pixel thin with no partial volume at all (hard-edged synthetic images), which it reads as a mixture."""
+    the CSF around the brain as bright tissue. Instead it becomes a linear mixture of no signal (-1, the
+    model-space background) and the translation of the tissue behind it, the mean of ``y`` over the signal pixels
+    within 2 pixels that are not on the outline (``inner``): the fraction ``f = (x + 1) / (x_inner + 1)`` of
+    ``y_inner``, the rest no signal. Only where the pixel is darker than the tissue behind it (a mixture with
+    background is); elsewhere ``y`` is unchanged, and an identity translation stays the identity. Right for any
+    tissue at the outline (a CSF rim, a skull-stripped grey-matter edge, scalp), because the tissue behind names
+    it; wrong only for a layer of darker tissue one pixel thin with no partial volume at all (hard-edged synthetic
+    images), which it reads as a mixture. Used on the prior's table and on the generator's output, so training can
+    refine the outline only through the tissue behind it."""
     n, k, h, w = x.shape
-    flat = x.reshape(n * k, 1, h, w)
-    signal = (flat > threshold).to(flat.dtype)
+    fx, fy = x.reshape(n * k, 1, h, w), y.reshape(n * k, 1, h, w)
+    signal = (fx > threshold).to(fx.dtype)
     inner = -F.max_pool2d(-signal, 3, stride=1, padding=1)  # signal whose 8 neighbours are signal (image edge: not background)
     outline = signal - inner  # (N*K, 1, H, W): 1 on the outermost signal layer
-    count = F.avg_pool2d(inner, 5, stride=1, padding=2)
-    v_in = F.avg_pool2d(flat * inner, 5, stride=1, padding=2) / count.clamp_min(1e-6)  # the tissue behind
-    f = ((flat + 1) / (v_in + 1).clamp_min(0.05)).clamp(0, 1)
-    mixed = -1 + f * (table(v_in) + 1)
-    use = (outline > 0) & (count > 0) & (flat < v_in)
-    return torch.where(use.reshape(n, k, h, w), mixed.reshape(n, k, h, w), table(x))
+    count = F.avg_pool2d(inner, 5, stride=1, padding=2).clamp_min(1e-6)
+    x_in = F.avg_pool2d(fx * inner, 5, stride=1, padding=2) / count  # the tissue behind, in the input ...
+    y_in = F.avg_pool2d(fy * inner, 5, stride=1, padding=2) / count  # ... and translated
+    f = ((fx + 1) / (x_in + 1).clamp_min(0.05)).clamp(0, 1)
+    use = (outline > 0) & (count > 1e-3) & (fx < x_in)
+    return torch.where(use, -1 + f * (y_in + 1), fy).reshape(y.shape)
 
 
 class Generator(nn.Module):
-    """backbone -> output. Without prior: tanh(backbone(x)); with prior: clamp(prior(x) + backbone(x)).
+    """backbone -> output. Without prior: tanh(backbone(x)); with prior: clamp(table(x) + backbone(x)), the
+    outline then unmixed (:func:`unmix_outline`) unless the config says ``outline: table``.
 
     With a prior the backbone's last layer starts at zero, so the untrained generator *is* the prior.
     In eval mode the output also goes through ``calibration``: a monotone intensity map fitted after
@@ -172,7 +176,10 @@ class Generator(nn.Module):
     def raw(self, x: torch.Tensor) -> torch.Tensor:
         if self.prior is None:
             return torch.tanh(self.backbone(x))
-        return torch.clamp(self.prior(x) + self.backbone(x), -1.0, 1.0)
+        y = self.prior.table(x) + self.backbone(x)
+        if self.prior.unmix_outline:  # the outline follows the translation of the tissue behind it
+            y = unmix_outline(x, y)
+        return torch.clamp(y, -1.0, 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.raw(x)
