@@ -73,8 +73,10 @@ def test_resize_upsampling_has_no_transposed_convolution_and_keeps_the_shape():
 def test_old_checkpoint_configs_keep_their_architecture_and_objective():
     d = Config().to_dict()
     del d["model"]["upsample"], d["model"]["outline"], d["train"]["lambda_anchor"], d["train"]["lambda_structure"]
+    del d["train"]["anchor_rim"]
     old = Config.from_saved(d)
     assert old.model.upsample == "transpose" and old.train.lambda_anchor == 0 and old.train.lambda_structure == 0
+    assert old.train.anchor_rim == 0
     assert old.model.outline == "table"  # trained on the pointwise prior: its residual expects that prior
     assert Config.from_dict(d).model.upsample == "resize"  # a user's partial config file gets today's defaults
     assert Config.from_saved(Config().to_dict()) == Config()

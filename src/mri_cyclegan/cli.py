@@ -52,7 +52,7 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
                       "training adds detail but cannot move tissue intensities far (default 1; 0 = off, the plain residual; 10 = stay at the table)"),
     "anchor_sigma": ("train.anchor_sigma", float, "low-pass width in pixels for --lambda-anchor (default 2)"),
     "anchor_rim": ("train.anchor_rim", float, "hold the 3-pixel rim inside the head outline to the prior pixel by pixel, with "
-                   "this weight times --lambda-anchor (training tends to over-correct the outline; default 0 = off)"),
+                   "this weight times --lambda-anchor (training tends to over-correct the outline; default 10, 0 = off)"),
     "lambda_structure": ("train.lambda_structure", float, "keep the input's edges in the translation (normalised gradient "
                          "fields, contrast-independent; default 1; 0 = off)"),
     "upsample": ("model.upsample", str, "ResNet generator upsampling: resize (nearest + 3x3 conv, no checkerboard; default) or "

@@ -30,7 +30,7 @@ Outline = Literal["unmix", "table"]
 
 # Keys added after checkpoints were first written, with the value that reproduces an older checkpoint's behaviour:
 # a config read from a checkpoint (or a resumed run) that lacks one gets this, not today's default.
-LEGACY_VALUES = {"model": {"upsample": "transpose", "outline": "table"}, "train": {"lambda_anchor": 0.0, "lambda_structure": 0.0}}
+LEGACY_VALUES = {"model": {"upsample": "transpose", "outline": "table"}, "train": {"lambda_anchor": 0.0, "lambda_structure": 0.0, "anchor_rim": 0.0}}
 
 
 def _check_choice(name: str, value: Any, literal: Any) -> None:
@@ -192,7 +192,7 @@ class TrainConfig:
     lambda_identity: float = 0.0  # relative to lambda_cycle; the reference's 0.5 measured worse with the prior at equal time (README)
     lambda_anchor: float = 1.0  # low-pass of G(x) held to the lookup table's (prior's) translation; 0 = off (needs the prior); 10 pins the model to the table (benchmarks/faithfulness.py)
     anchor_sigma: float = 2.0  # pixels: the residual may add detail finer than this, not move tissue intensities
-    anchor_rim: float = 0.0  # anchor the 3-pixel rim inside the head outline pixel by pixel, this weight (0 = off; benchmarks/faithfulness.py)
+    anchor_rim: float = 10.0  # anchor the 3-pixel rim inside the head outline pixel by pixel, this weight (0 = off; benchmarks/faithfulness.py)
     lambda_structure: float = 1.0  # edges of G(x) aligned with those of x (normalised gradient fields); 0 = off
     pool_size: int = 50
     save_every: int = 5  # also keep a checkpoint every N epochs (0 = only 'last')
@@ -268,7 +268,8 @@ class Config:
         return cls(
             DataConfig(image_size=256),
             ModelConfig(ngf=64, n_blocks=9, prior="none", upsample="transpose"),
-            TrainConfig(batch_size=1, epochs=200, epochs_decay=100, lambda_identity=0.5, lambda_anchor=0.0, lambda_structure=0.0),
+            TrainConfig(batch_size=1, epochs=200, epochs_decay=100, lambda_identity=0.5, lambda_anchor=0.0, lambda_structure=0.0,
+                        anchor_rim=0.0),
         )
 
     def to_dict(self) -> dict[str, Any]:
