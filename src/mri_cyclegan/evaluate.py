@@ -103,8 +103,9 @@ def baseline_translation(volume, lut: np.ndarray, preprocessor, unmix_outline: b
     stack, geom = preprocessor.forward(volume)
     prior = HistogramPrior(lut.size, unmix_outline=unmix_outline)
     prior.lut.copy_(torch.as_tensor(lut, dtype=torch.float32))
+    t = torch.as_tensor(stack, dtype=torch.float32)[:, None]  # (S, 1, H, W): each slice a 2D image, as the model sees it
     with torch.no_grad():
-        out = np.stack([prior(torch.as_tensor(s, dtype=torch.float32)[None, None])[0, 0].numpy() for s in stack])
+        out = torch.cat([prior(chunk) for chunk in t.split(32)])[:, 0].numpy()
     return preprocessor.inverse(out, geom)
 
 
