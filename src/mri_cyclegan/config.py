@@ -161,6 +161,11 @@ class ModelConfig:
         if not 0 <= self.unet_downs <= 10:
             raise InputError(f"unet_downs must be in 0..10 (0 = automatic); got {self.unet_downs}")
 
+    @property
+    def unmix_outline(self) -> bool:
+        """Whether the prior (and the generator's output) unmix the outline (``models.networks.unmix_outline``)."""
+        return self.outline == "unmix"
+
     def size_multiple(self, train_size: int) -> int:
         """Input sides must be a multiple of this for the generator."""
         if self.generator == "resnet":

@@ -57,7 +57,7 @@ def score_demo(translator, split, luts: dict[str, np.ndarray], out: Path | None 
     results = []
     for direction, src, ref in ((Direction.T1_TO_T2, split.t1, split.t2), (Direction.T2_TO_T1, split.t2, split.t1)):
         pred, unc = translator.translate_with_uncertainty(src, direction)
-        base = baseline_translation(src, luts[direction], translator.preprocessor, translator.model.cfg.outline == "unmix")
+        base = baseline_translation(src, luts[direction], translator.preprocessor, translator.model.cfg.unmix_outline)
         ref_unit, pred_unit, src_unit = to_unit(ref.data), to_unit(pred), to_unit(src.data)
         unc_unit = unit_magnitude(unc, pred)  # the [0, 1] units of the scores (evaluate --uncertainty's rule)
         ev = EvaluationSet(direction, n_examples=3)

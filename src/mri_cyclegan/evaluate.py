@@ -190,7 +190,7 @@ def evaluate_paths(pred: str | Path, ref: str | Path, out: str | Path, mask: str
     ``uncertainty``, each prediction's map (found by name beside it, :func:`mri_cyclegan.uncertainty.uncertainty_path`)
     is scored against the prediction's error (:func:`mri_cyclegan.metrics.uncertainty_scores`)."""
     from .baselines import inverse_histogram_lut, tissue_values
-    from .config import DataConfig
+    from .config import DataConfig, ModelConfig
     from .data.preprocess import Preprocessor
     from .errors import InputError
     from .io import list_inputs
@@ -242,7 +242,7 @@ def evaluate_paths(pred: str | Path, ref: str | Path, out: str | Path, mask: str
                 raise InputError(f"input {input_files[p]} ({idata.shape}) and reference {r} ({rd.shape}) differ in shape")
             inp_unit = to_unit(idata)
             ev.add(p.name, "identity", score(inp_unit, rd_unit, m, ax))
-            base = baseline_translation(ivol, lut, pre, unmix_outline=config.model.outline == "unmix" if config else True)
+            base = baseline_translation(ivol, lut, pre, unmix_outline=(config.model if config else ModelConfig()).unmix_outline)
             base = base if base.ndim == 2 else to_canonical(base, ivol.affine)
             ev.add(p.name, "inverse_histogram", score(to_unit(base), rd_unit, m, ax))
         unc_unit = None
