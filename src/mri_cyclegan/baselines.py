@@ -255,6 +255,8 @@ def inverse_histogram_lut(source, target, n_knots: int = N_KNOTS, reweight: bool
 
 
 def apply_lut(x: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """The lookup table on a numpy array: the same piecewise-linear map as the model's ``HistogramPrior.table``
+    (torch, differentiable; a test holds the two equal), without the outline unmixing the model's prior adds."""
     return np.interp(np.asarray(x, dtype=np.float32), knots(lut.size), lut).astype(np.float32)
 
 

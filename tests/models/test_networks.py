@@ -163,3 +163,17 @@ def test_trained_outline_follows_the_tissue_behind_it():
         y = g.raw(x)
         torch.testing.assert_close(y[..., 6], torch.full_like(y[..., 6], want), atol=1e-3, rtol=0)
         assert torch.equal(y[..., 7:], torch.clamp(base[..., 7:] + residual[..., 7:], -1, 1))
+
+
+def test_prior_table_is_the_numpy_lookup_table():
+    """The model's table (torch, differentiable) and ``baselines.apply_lut`` (numpy: tests, benchmarks) are the same
+    piecewise-linear map, inputs outside [-1, 1] held at the end knots included."""
+    from mri_cyclegan.baselines import apply_lut
+
+    rng = np.random.default_rng(0)
+    lut = np.sort(rng.uniform(-1, 1, 33)).astype(np.float32)[::-1].copy()  # a decreasing table (T1 <-> T2)
+    x = np.concatenate([rng.uniform(-1.2, 1.2, 2000), [-1.0, 1.0, 0.0]]).astype(np.float32)
+    prior = HistogramPrior(lut.size)
+    prior.lut.copy_(torch.from_numpy(lut))
+    got = prior.table(torch.from_numpy(x)[None, None, None]).numpy().ravel()
+    np.testing.assert_allclose(got, apply_lut(x, lut), atol=1e-6)
