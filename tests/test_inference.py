@@ -184,3 +184,23 @@ def test_evaluate_baseline_is_the_untrained_model(outline):
     np.testing.assert_allclose(base, out, atol=1e-3 * data.max())
     pointwise = baseline_translation(vol, lut, tr.preprocessor, unmix_outline=False)
     assert (np.abs(base - pointwise).max() > 100) == (outline == "unmix")  # the outline column differs
+
+
+def test_tissue_cut_by_the_image_border_is_not_an_outline():
+    """A brain cut by the field of view: the model pads slices to its size multiple, and padding with background
+    made the tissue at the bottom/right border an outline, which the prior then unmixed (darkened). Padding
+    replicates the border instead: the untrained model equals the lookup table there, as at the top/left border."""
+    from mri_cyclegan.evaluate import baseline_translation
+
+    cfg = Config().replace(**{"model.ngf": 4, "model.n_blocks": 1, "model.ndf": 8})
+    model = CycleGAN.from_config(cfg)
+    lut = np.where(knots() > -0.9, -0.8 * knots(), knots()).astype(np.float32)
+    model.set_priors(lut, lut)
+    tr = Translator(model, cfg, device="cpu")
+    assert model.size_multiple > 1
+    x, y = np.meshgrid(np.linspace(0, 1, 30), np.linspace(0, 1, 29), indexing="ij")
+    data = np.repeat((900 - 500 * x * y)[..., None], 3, 2).astype(np.float32)  # tissue everywhere, darker at one corner
+    vol = Volume(data, np.diag([1.0, 1.0, 2.0, 1.0]))  # 30 x 29: neither side a multiple of the model's
+    base = baseline_translation(vol, lut, tr.preprocessor)
+    out = tr.translate_volume(vol, "t1_to_t2").data
+    np.testing.assert_allclose(out, base, atol=1e-3 * data.max())

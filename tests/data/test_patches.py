@@ -18,7 +18,8 @@ def test_foreground_patches_find_the_tissue():
 def test_pad_to_multiple_and_apply_whole_keep_the_size():
     x = torch.rand(2, 3, 37, 45)
     xp, box = pad_to_multiple(x, 8)
-    assert xp.shape == (2, 3, 40, 48) and box == (0, 37, 0, 45) and (xp[..., 37:, :] == -1).all()
+    assert xp.shape == (2, 3, 40, 48) and box == (0, 37, 0, 45)
+    assert (xp[..., 37:, :45] == x[..., 36:, :]).all() and (xp[..., :37, 45:] == x[..., :, 44:]).all()  # the border repeated
     seen = []
 
     def fn(t):

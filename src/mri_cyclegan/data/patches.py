@@ -17,14 +17,27 @@ from .preprocess import FOREGROUND
 BACKGROUND = -1.0
 
 
-def _pad_to(x: torch.Tensor, size: tuple[int, int], value: float = BACKGROUND) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Centre-pad (..., h, w) to at least ``size``; returns the tensor and the (top, left) offset."""
+def _pad(x: torch.Tensor, pad: tuple[int, int, int, int], replicate: bool, value: float = BACKGROUND) -> torch.Tensor:
+    """F.pad's (left, right, top, bottom) on (..., h, w): with background ``value``, or repeating the border pixels.
+
+    Inference pads with the border (``replicate``): tissue cut by the edge of the image must not gain a background
+    neighbour there, or it becomes an outline that the prior unmixes (``models.networks.unmix_outline``)."""
+    if not replicate:
+        return F.pad(x, pad, value=value)
+    lead = x.shape[:-2]
+    out = F.pad(x.reshape(-1, 1, *x.shape[-2:]), pad, mode="replicate")  # replicate mode wants (N, C, H, W)
+    return out.reshape(*lead, *out.shape[-2:])
+
+
+def _pad_to(x: torch.Tensor, size: tuple[int, int], replicate: bool = False) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Centre-pad (..., h, w) to at least ``size`` (background, or the border with ``replicate``); returns the
+    tensor and the (top, left) offset."""
     h, w = x.shape[-2:]
     ph, pw = max(0, size[0] - h), max(0, size[1] - w)
     if not ph and not pw:
         return x, (0, 0)
     top, left = ph // 2, pw // 2
-    return F.pad(x, (left, pw - left, top, ph - top), value=value), (top, left)
+    return _pad(x, (left, pw - left, top, ph - top), replicate), (top, left)
 
 
 def foreground_patches(windows: list[torch.Tensor], size: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
@@ -46,12 +59,13 @@ def foreground_patches(windows: list[torch.Tensor], size: tuple[int, int], gener
     return torch.stack(out)
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int, value: float = BACKGROUND) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
-    """Pad (N, C, h, w) on the bottom/right with background to multiples of ``multiple``; returns the crop box."""
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """Pad (N, C, h, w) on the bottom/right to multiples of ``multiple`` by repeating the border (see :func:`_pad`);
+    returns the crop box."""
     h, w = x.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph), value=value)
+        x = _pad(x, (0, pw, 0, ph), replicate=True)
     return x, (0, h, 0, w)
 
 
@@ -77,7 +91,7 @@ def tiled_apply(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, til
     if overlap < 0 or overlap >= tile:
         raise ValueError(f"overlap must be in [0, tile); got {overlap} for tile {tile}")
     n, _, h, w = x.shape
-    xp, (top, left) = _pad_to(x, (tile, tile))
+    xp, (top, left) = _pad_to(x, (tile, tile), replicate=True)
     hp, wp = xp.shape[-2:]
     step = tile - overlap
 
@@ -103,7 +117,7 @@ def tiled_apply(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, til
 
 def apply_whole(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, multiple: int,
                 max_pixels: int = 1024 * 1024, tile: int = 512, overlap: int = 64) -> torch.Tensor:
-    """Run ``fn`` on whole (N, C, h, w) slices at their own size: padded with background to ``multiple`` and
+    """Run ``fn`` on whole (N, C, h, w) slices at their own size: padded (border repeated) to ``multiple`` and
     cropped back; slices with more than ``max_pixels`` pixels go through :func:`tiled_apply` instead."""
     h, w = x.shape[-2:]
     if h * w > max_pixels:
