@@ -58,6 +58,9 @@ METHODS = {
     "rim_10": {"train.anchor_rim": 10.0},  # the anchor 11x as strong in the 3-pixel rim inside the outline
     "rim_3": {"train.anchor_rim": 3.0},
     "rim_1": {"train.anchor_rim": 1.0},
+    "rim_30": {"train.anchor_rim": 30.0},
+    "rim_w8": {"train.anchor_rim_width": 8},  # the pixel-wise anchor 8 pixels deep: the CSF around the brain and the cortex
+    "rim_w8_30": {"train.anchor_rim_width": 8, "train.anchor_rim": 30.0},
     "pointwise": {"model.outline": "table"},  # the prior without outline unmixing (the default before it)
     "pointwise table": {"model.outline": "table"},  # untrained: the lookup table without outline unmixing
 }

@@ -197,7 +197,8 @@ class TrainConfig:
     lambda_identity: float = 0.0  # relative to lambda_cycle; the reference's 0.5 measured worse with the prior at equal time (README)
     lambda_anchor: float = 1.0  # low-pass of G(x) held to the lookup table's (prior's) translation; 0 = off (needs the prior); 10 pins the model to the table (benchmarks/faithfulness.py)
     anchor_sigma: float = 2.0  # pixels: the residual may add detail finer than this, not move tissue intensities
-    anchor_rim: float = 10.0  # anchor the 3-pixel rim inside the head outline pixel by pixel, this weight (0 = off; benchmarks/faithfulness.py)
+    anchor_rim: float = 10.0  # anchor the rim inside the head outline pixel by pixel, this weight (0 = off; benchmarks/faithfulness.py)
+    anchor_rim_width: int = 3  # pixels: how deep that rim reaches inside the outline
     lambda_structure: float = 1.0  # edges of G(x) aligned with those of x (normalised gradient fields); 0 = off
     pool_size: int = 50
     save_every: int = 5  # also keep a checkpoint every N epochs (0 = only 'last')
@@ -225,6 +226,7 @@ class TrainConfig:
         _check_range("lambda_anchor", self.lambda_anchor, 0, 1e4)
         _check_range("anchor_sigma", self.anchor_sigma, 0.5, 32)
         _check_range("anchor_rim", self.anchor_rim, 0, 1e4)
+        _check_range("anchor_rim_width", self.anchor_rim_width, 1, 256)
         _check_range("lambda_structure", self.lambda_structure, 0, 1e4)
         _check_range("pool_size", self.pool_size, 0, 100_000)
         _check_positive("save_every", self.save_every, allow_zero=True)

@@ -92,3 +92,25 @@ def test_rim_weighted_anchor_uses_each_direction_own_input_outline():
     crossed = (anchor_loss(fake_t2, real_t1, tc.anchor_sigma, outline_rim(real_t2), 10.0)
                + anchor_loss(fake_t1, real_t2, tc.anchor_sigma, outline_rim(real_t1), 10.0))
     assert abs(crossed.item() - faith.item()) > 0.05 * faith.item()
+
+
+def test_the_rim_anchor_reaches_as_deep_as_the_config_says():
+    """``anchor_rim_width``: a translation that moves only pixels 5-7 deep inside the outline costs more with an
+    8-pixel rim than with a 3-pixel rim (where only the low-pass term sees it)."""
+    class WithPrior(Affine):
+        def __init__(self) -> None:
+            super().__init__(1.0, 0.0)
+            self.prior = nn.Identity()
+
+    real = -torch.ones(1, 1, 40, 40)
+    real[..., 4:36, 4:36] = 0.4
+    deep = torch.zeros_like(real)
+    deep[..., 9:31, 9:31] = 0.3
+    deep[..., 12:28, 12:28] = 0.0  # a frame 5-7 pixels inside the outline
+
+    costs = {}
+    for width in (3, 8):
+        tc = TrainConfig(lambda_cycle=0.0, lambda_anchor=1.0, lambda_structure=0.0, anchor_rim=10.0, anchor_rim_width=width)
+        obj = GeneratorObjective(WithPrior(), WithPrior(), tc)
+        costs[width] = obj.faithful(real, real, real, real + deep).item()  # only T1 -> T2 moved
+    assert costs[8] > 5 * costs[3]
