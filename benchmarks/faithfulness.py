@@ -61,6 +61,9 @@ METHODS = {
     "rim_30": {"train.anchor_rim": 30.0},
     "rim_w8": {"train.anchor_rim_width": 8},  # the pixel-wise anchor 8 pixels deep: the CSF around the brain and the cortex
     "rim_w8_30": {"train.anchor_rim_width": 8, "train.anchor_rim": 30.0},
+    "rim_w8_nostruct": {"train.anchor_rim_width": 8, "train.lambda_structure": 0.0},
+    "rim_border": {"train.anchor_rim_border": True},  # the rim also along each patch's edge
+    "rim_30_border": {"train.anchor_rim": 30.0, "train.anchor_rim_border": True},
     "pointwise": {"model.outline": "table"},  # the prior without outline unmixing (the default before it)
     "pointwise table": {"model.outline": "table"},  # untrained: the lookup table without outline unmixing
 }

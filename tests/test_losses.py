@@ -57,3 +57,20 @@ def test_rim_weighted_anchor_counts_only_the_outline_rim_more():
     weighted = anchor_loss(flicker, prior, sigma=2.0, rim=rim, rim_weight=10.0)
     assert float(weighted - plain) == pytest.approx(10 * 0.3 * float(outermost.sum()) / x.numel(), rel=1e-4)
     assert float(weighted / plain) > 30
+
+
+def test_the_rim_can_run_along_the_image_border():
+    """Tissue cut by the patch's edge: without ``image_border`` only the outline next to background is rim; with it,
+    the ``width`` pixels along each image edge are too, and a translation that darkens the tissue at the image edge
+    then costs the rim weight there."""
+    from mri_cyclegan.losses import anchor_loss, outline_rim
+
+    x = -torch.ones(1, 1, 20, 20)
+    x[..., 5:, :] = 0.5  # background above, tissue down to the bottom, left and right edges
+    plain, border = outline_rim(x, 2), outline_rim(x, 2, image_border=True)
+    assert plain.sum() == 2 * 20 and plain[..., 5:7, :].all()
+    assert border[..., 5:7, :].all() and border[..., 18:, :].all() and border[..., 5:, :2].all() and border[..., 5:, 18:].all()
+    assert border[..., 10, 10] == 0 and border[..., :5, :].sum() == 0  # neither the interior nor the background
+    edge_dark = x.clone()
+    edge_dark[..., 18:, 5:15] -= 0.5  # the tissue at the bottom edge darkened
+    assert float(anchor_loss(edge_dark, x, 2.0, border, 10.0)) > 5 * float(anchor_loss(edge_dark, x, 2.0, plain, 10.0))

@@ -199,6 +199,7 @@ class TrainConfig:
     anchor_sigma: float = 2.0  # pixels: the residual may add detail finer than this, not move tissue intensities
     anchor_rim: float = 10.0  # anchor the rim inside the head outline pixel by pixel, this weight (0 = off; benchmarks/faithfulness.py)
     anchor_rim_width: int = 3  # pixels: how deep that rim reaches inside the outline
+    anchor_rim_border: bool = False  # the rim also runs along each training patch's edge (where the generator has the least context)
     lambda_structure: float = 1.0  # edges of G(x) aligned with those of x (normalised gradient fields); 0 = off
     pool_size: int = 50
     save_every: int = 5  # also keep a checkpoint every N epochs (0 = only 'last')

@@ -42,12 +42,17 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return y.reshape(n, c, h, w)
 
 
-def outline_rim(source: torch.Tensor, width: int = 3, threshold: float = FOREGROUND) -> torch.Tensor:
+def outline_rim(source: torch.Tensor, width: int = 3, threshold: float = FOREGROUND, image_border: bool = False) -> torch.Tensor:
     """(N, K, H, W) model-space input -> (N, 1, H, W) float mask of the ``width``-pixel rim of signal next to the
-    background (pixels at or below ``threshold``) of the centre slice."""
+    background (pixels at or below ``threshold``) of the centre slice. With ``image_border``, signal within
+    ``width`` pixels of the image's edge counts too (outside the image taken as background): where the generator
+    has the least context."""
     c = source[:, source.shape[1] // 2 : source.shape[1] // 2 + 1].float()
     dark = (c <= threshold).float()
-    near = F.max_pool2d(dark, 2 * width + 1, stride=1, padding=width)
+    if image_border:
+        near = F.max_pool2d(F.pad(dark, (1, 1, 1, 1), value=1.0), 2 * width + 1, stride=1, padding=width)[..., 1:-1, 1:-1]
+    else:
+        near = F.max_pool2d(dark, 2 * width + 1, stride=1, padding=width)
     return near * (1.0 - dark)
 
 

@@ -114,3 +114,19 @@ def test_the_rim_anchor_reaches_as_deep_as_the_config_says():
         obj = GeneratorObjective(WithPrior(), WithPrior(), tc)
         costs[width] = obj.faithful(real, real, real, real + deep).item()  # only T1 -> T2 moved
     assert costs[8] > 5 * costs[3]
+
+
+def test_the_rim_anchor_runs_along_the_patch_edge_when_the_config_says():
+    class WithPrior(Affine):
+        def __init__(self) -> None:
+            super().__init__(1.0, 0.0)
+            self.prior = nn.Identity()
+
+    real = torch.full((1, 1, 32, 32), 0.4)  # tissue everywhere: no outline inside the patch
+    edge = torch.zeros_like(real)
+    edge[..., :2, :] = 0.3  # the translation moves only the top two rows
+    costs = {}
+    for border in (False, True):
+        tc = TrainConfig(lambda_cycle=0.0, lambda_anchor=1.0, lambda_structure=0.0, anchor_rim=10.0, anchor_rim_border=border)
+        costs[border] = GeneratorObjective(WithPrior(), WithPrior(), tc).faithful(real, real, real, real + edge).item()
+    assert costs[True] > 5 * costs[False]

@@ -23,7 +23,7 @@ class GeneratorObjective(nn.Module):
         self.gan, self.lam, self.lam_id = tc.gan_loss, tc.lambda_cycle, tc.lambda_cycle * tc.lambda_identity
         self.lam_anchor = tc.lambda_anchor if getattr(g_t1_to_t2, "prior", None) is not None else 0.0
         self.sigma, self.lam_structure, self.rim_weight = tc.anchor_sigma, tc.lambda_structure, tc.anchor_rim
-        self.rim_width = tc.anchor_rim_width
+        self.rim_width, self.rim_border = tc.anchor_rim_width, tc.anchor_rim_border
 
     def faithful(self, real_t1: torch.Tensor, real_t2: torch.Tensor, fake_t1: torch.Tensor, fake_t2: torch.Tensor) -> torch.Tensor:
         """Anchor on the prior and structure kept, summed over both directions (0 when both weights are 0)."""
@@ -32,7 +32,7 @@ class GeneratorObjective(nn.Module):
             if self.lam_anchor > 0:
                 with torch.no_grad():
                     lut = g.prior(real)
-                rim = outline_rim(real, self.rim_width) if self.rim_weight else None
+                rim = outline_rim(real, self.rim_width, image_border=self.rim_border) if self.rim_weight else None
                 loss = loss + self.lam_anchor * anchor_loss(fake, lut, self.sigma, rim, self.rim_weight)
             if self.lam_structure > 0:
                 loss = loss + self.lam_structure * structure_loss(real, fake)
