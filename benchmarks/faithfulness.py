@@ -55,15 +55,16 @@ METHODS = {
     "resize_only": {"train.lambda_anchor": 0.0, "train.lambda_structure": 0.0},
     "anchor_sigma4": {"train.anchor_sigma": 4.0},
     "anchor_10": {"train.lambda_anchor": 10.0},
-    "rim_10": {"train.anchor_rim": 10.0},  # the anchor 11x as strong in the 3-pixel rim inside the outline
-    "rim_3": {"train.anchor_rim": 3.0},
-    "rim_1": {"train.anchor_rim": 1.0},
-    "rim_30": {"train.anchor_rim": 30.0},
-    "rim_w8": {"train.anchor_rim_width": 8},  # the pixel-wise anchor 8 pixels deep: the CSF around the brain and the cortex
-    "rim_w8_30": {"train.anchor_rim_width": 8, "train.anchor_rim": 30.0},
-    "rim_w8_nostruct": {"train.anchor_rim_width": 8, "train.lambda_structure": 0.0},
-    "rim_border": {"train.anchor_rim_border": True},  # the rim also along each patch's edge
-    "rim_30_border": {"train.anchor_rim": 30.0, "train.anchor_rim_border": True},
+    # the pixel-wise rim anchor: weight, depth, and whether it also runs along each patch's edge (today: 30, 3, yes)
+    "rim_10": {"train.anchor_rim": 10.0, "train.anchor_rim_border": False},  # the default before this one
+    "rim_3": {"train.anchor_rim": 3.0, "train.anchor_rim_border": False},
+    "rim_1": {"train.anchor_rim": 1.0, "train.anchor_rim_border": False},
+    "rim_30": {"train.anchor_rim": 30.0, "train.anchor_rim_border": False},
+    "rim_w8": {"train.anchor_rim_width": 8, "train.anchor_rim": 10.0, "train.anchor_rim_border": False},  # 8 px deep: the CSF around the brain and the cortex
+    "rim_w8_30": {"train.anchor_rim_width": 8, "train.anchor_rim": 30.0, "train.anchor_rim_border": False},
+    "rim_w8_nostruct": {"train.anchor_rim_width": 8, "train.anchor_rim": 10.0, "train.anchor_rim_border": False, "train.lambda_structure": 0.0},
+    "rim_border": {"train.anchor_rim": 10.0, "train.anchor_rim_border": True},  # the rim also along each patch's edge
+    "rim_30_border": {"train.anchor_rim": 30.0, "train.anchor_rim_border": True},  # today's default
     "pointwise": {"model.outline": "table"},  # the prior without outline unmixing (the default before it)
     "pointwise table": {"model.outline": "table"},  # untrained: the lookup table without outline unmixing
 }

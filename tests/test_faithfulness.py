@@ -73,10 +73,13 @@ def test_resize_upsampling_has_no_transposed_convolution_and_keeps_the_shape():
 def test_old_checkpoint_configs_keep_their_architecture_and_objective():
     d = Config().to_dict()
     del d["model"]["upsample"], d["model"]["outline"], d["train"]["lambda_anchor"], d["train"]["lambda_structure"]
-    del d["train"]["anchor_rim"]
+    del d["train"]["anchor_rim"], d["train"]["anchor_rim_width"], d["train"]["anchor_rim_border"]
     old = Config.from_saved(d)
     assert old.model.upsample == "transpose" and old.train.lambda_anchor == 0 and old.train.lambda_structure == 0
-    assert old.train.anchor_rim == 0
+    assert old.train.anchor_rim == 0 and old.train.anchor_rim_width == 3 and not old.train.anchor_rim_border
+    last_session = Config().to_dict()  # written with the rim anchor, before it ran along the patch edges
+    del last_session["train"]["anchor_rim_border"]
+    assert not Config.from_saved(last_session).train.anchor_rim_border and Config().train.anchor_rim_border
     assert old.model.outline == "table"  # trained on the pointwise prior: its residual expects that prior
     assert Config.from_dict(d).model.upsample == "resize"  # a user's partial config file gets today's defaults
     assert Config.from_saved(Config().to_dict()) == Config()

@@ -51,8 +51,9 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "lambda_anchor": ("train.lambda_anchor", float, "hold the low-pass of each translation to the lookup table's (prior's) translation: "
                       "training adds detail but cannot move tissue intensities far (default 1; 0 = off, the plain residual; 10 = stay at the table)"),
     "anchor_sigma": ("train.anchor_sigma", float, "low-pass width in pixels for --lambda-anchor (default 2)"),
-    "anchor_rim": ("train.anchor_rim", float, "hold the rim inside the head outline to the prior pixel by pixel, with "
-                   "this weight times --lambda-anchor (training tends to over-correct the outline; default 10, 0 = off)"),
+    "anchor_rim": ("train.anchor_rim", float, "hold the rim inside the head outline (and along each training patch's edge) to "
+                   "the prior pixel by pixel, with this weight times --lambda-anchor (training tends to add texture there "
+                   "that the truth does not have; default 30, 0 = off)"),
     "anchor_rim_width": ("train.anchor_rim_width", int, "how many pixels deep that rim reaches (default 3)"),
     "lambda_structure": ("train.lambda_structure", float, "keep the input's edges in the translation (normalised gradient "
                          "fields, contrast-independent; default 1; 0 = off)"),

@@ -30,7 +30,8 @@ Outline = Literal["unmix", "table"]
 
 # Keys added after checkpoints were first written, with the value that reproduces an older checkpoint's behaviour:
 # a config read from a checkpoint (or a resumed run) that lacks one gets this, not today's default.
-LEGACY_VALUES = {"model": {"upsample": "transpose", "outline": "table"}, "train": {"lambda_anchor": 0.0, "lambda_structure": 0.0, "anchor_rim": 0.0}}
+LEGACY_VALUES = {"model": {"upsample": "transpose", "outline": "table"}, "train": {"lambda_anchor": 0.0, "lambda_structure": 0.0, "anchor_rim": 0.0,
+                                                                                           "anchor_rim_border": False}}
 
 
 def _check_choice(name: str, value: Any, literal: Any) -> None:
@@ -197,9 +198,9 @@ class TrainConfig:
     lambda_identity: float = 0.0  # relative to lambda_cycle; the reference's 0.5 measured worse with the prior at equal time (README)
     lambda_anchor: float = 1.0  # low-pass of G(x) held to the lookup table's (prior's) translation; 0 = off (needs the prior); 10 pins the model to the table (benchmarks/faithfulness.py)
     anchor_sigma: float = 2.0  # pixels: the residual may add detail finer than this, not move tissue intensities
-    anchor_rim: float = 10.0  # anchor the rim inside the head outline pixel by pixel, this weight (0 = off; benchmarks/faithfulness.py)
+    anchor_rim: float = 30.0  # anchor the rim inside the head outline pixel by pixel, this weight (0 = off; benchmarks/faithfulness.py)
     anchor_rim_width: int = 3  # pixels: how deep that rim reaches inside the outline
-    anchor_rim_border: bool = False  # the rim also runs along each training patch's edge (where the generator has the least context)
+    anchor_rim_border: bool = True  # the rim also runs along each training patch's edge (where the generator has the least context)
     lambda_structure: float = 1.0  # edges of G(x) aligned with those of x (normalised gradient fields); 0 = off
     pool_size: int = 50
     save_every: int = 5  # also keep a checkpoint every N epochs (0 = only 'last')
