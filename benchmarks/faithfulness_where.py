@@ -25,14 +25,13 @@ import faithfulness as fb  # noqa: E402
 
 
 def main() -> None:
-    import torch
     from scipy import ndimage
 
     from mri_cyclegan.checkpoints import load_model
+    from mri_cyclegan.evaluate import baseline_translation
     from mri_cyclegan.inference import Translator
     from mri_cyclegan.io import Volume
     from mri_cyclegan.metrics import score, to_unit
-    from mri_cyclegan.models.networks import last_conv
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("checkpoint")
@@ -42,14 +41,11 @@ def main() -> None:
     s, vols, _ = fb.test_data("nifti")
     brain, truth = s.brain, to_unit(vols[b])
     model, cfg = load_model(args.checkpoint)
-    raw = {"model": Translator(model, cfg, device="cpu", precision="fp32").translate(Volume(vols[a], s.affine), args.direction)}
-    for g in model.generators():  # the residual off, the calibration the identity: the lookup table
-        conv = last_conv(g.backbone)
-        torch.nn.init.zeros_(conv.weight)
-        if conv.bias is not None:
-            torch.nn.init.zeros_(conv.bias)
-        g.calibration.lut.copy_(torch.linspace(-1, 1, g.calibration.lut.numel()))
-    raw["table"] = Translator(model, cfg, device="cpu", precision="fp32").translate(Volume(vols[a], s.affine), args.direction)
+    translator = Translator(model, cfg, device="cpu", precision="fp32")
+    source = Volume(vols[a], s.affine)
+    lut = model.generator(args.direction).prior.lut.numpy()  # the lookup table: evaluate's baseline, the untrained model
+    raw = {"model": translator.translate(source, args.direction),
+           "table": baseline_translation(source, lut, translator.preprocessor, cfg.model.unmix_outline)}
     unit = {k: to_unit(v) for k, v in raw.items()}
 
     def psnr(p: np.ndarray) -> float:

@@ -49,10 +49,8 @@ def outline_rim(source: torch.Tensor, width: int = 3, threshold: float = FOREGRO
     has the least context."""
     c = source[:, source.shape[1] // 2 : source.shape[1] // 2 + 1].float()
     dark = (c <= threshold).float()
-    if image_border:
-        near = F.max_pool2d(F.pad(dark, (1, 1, 1, 1), value=1.0), 2 * width + 1, stride=1, padding=width)[..., 1:-1, 1:-1]
-    else:
-        near = F.max_pool2d(dark, 2 * width + 1, stride=1, padding=width)
+    outside = 1.0 if image_border else 0.0  # what lies beyond the image edge: background, or nothing
+    near = F.max_pool2d(F.pad(dark, (width,) * 4, value=outside), 2 * width + 1, stride=1)
     return near * (1.0 - dark)
 
 
