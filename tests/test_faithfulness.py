@@ -119,6 +119,21 @@ def test_drift_sees_the_outline_turn_dark():
     assert d.boundary > BOUNDARY_LIMIT and not d.within_limits
 
 
+def test_safety_net_rim_is_the_training_anchors_rim():
+    """One definition of the outline rim: moving exactly the anchor's rim (losses.outline_rim at the safety net's
+    width) is all boundary drift (its full size) and no tissue drift."""
+    from mri_cyclegan.faithfulness import RIM
+    from mri_cyclegan.losses import outline_rim
+
+    s = _tissue_slice(96)
+    lut = -s
+    rim = outline_rim(torch.from_numpy(s)[None, None], RIM)[0, 0].numpy() > 0
+    moved = lut + 0.4 * rim  # 0.2 on the [0, 1] scale, on the rim only
+    d = drift([s], [moved], [lut], _classes(s), ("csf", "gm", "wm"))
+    assert d.boundary == pytest.approx(0.2, abs=1e-6)
+    assert max(d.tissue.values()) == pytest.approx(0.0, abs=1e-9)
+
+
 def test_verdict_names_the_safer_choice():
     ok = {"t1_to_t2": Drift({"csf": 0.01, "gm": 0.02, "wm": 0.0}, 0.03), "t2_to_t1": Drift({"wm": 0.0, "gm": 0.01, "csf": 0.0}, 0.02)}
     safe, text = verdict(ok)

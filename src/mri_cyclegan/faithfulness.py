@@ -3,8 +3,8 @@ truth on the source contrast's own slices.
 
 For each tissue class of the source (CSF, GM, WM: the 3-class mixture the prior is built on) the mean of the model's
 translation is compared with the mean of the lookup table's translation of the same pixels; and in a 3-pixel rim
-inside the head's outline (where CSF meets air: the bright rim of T2) the mean absolute difference. All in [0, 1]
-units (model space / 2). The lookup table keeps every tissue mean within 0.01 of the truth on cohorts that differ
+inside the head's outline (where CSF meets air: the bright rim of T2; :func:`~mri_cyclegan.losses.rim_of`, the
+training anchor's definition) the mean absolute difference. All in [0, 1] units (model space / 2). The lookup table keeps every tissue mean within 0.01 of the truth on cohorts that differ
 (``benchmarks/prior_robustness.py``), so a model that moved a tissue class by more than :data:`TISSUE_LIMIT` has
 moved it away from the truth, whatever it looks like.
 """
@@ -52,9 +52,10 @@ def drift(sources: list[np.ndarray], translated: list[np.ndarray], lookup: list[
     """``sources``: 2D model-space slices of one contrast; ``translated``/``lookup``: the model's and the lookup table's
     translations of them; ``classes``: the source set's :class:`~mri_cyclegan.baselines.TissueClasses` (sorted by
     mean, named by ``names``)."""
-    from scipy import ndimage
+    import torch
 
     from .baselines import background_mask
+    from .losses import rim_of
 
     k = len(names)
     diff_sum, count = np.zeros(k), np.zeros(k)
@@ -63,14 +64,13 @@ def drift(sources: list[np.ndarray], translated: list[np.ndarray], lookup: list[
         x, d = np.asarray(x, np.float64), (np.asarray(g, np.float64) - np.asarray(p, np.float64)) / 2
         bg = background_mask(x)
         fg = ~bg
-        inner = ndimage.binary_erosion(fg, iterations=RIM, border_value=1)
-        tissue = inner & ~(ndimage.binary_dilation(bg, iterations=2) if bg.any() else bg)
+        rim = rim_of(torch.from_numpy(bg)[None, None], RIM)[0, 0].numpy() > 0
+        tissue = fg & ~rim
         if tissue.any():
             label = classes.responsibilities(x[tissue]).argmax(1)
             diff_sum += np.bincount(label, d[tissue], minlength=k)
             count += np.bincount(label, minlength=k)
-        if bg.any():
-            rim = fg & ~inner
+        if rim.any():
             rim_sum += float(np.abs(d[rim]).sum())
             rim_n += int(rim.sum())
     tissue_drift = {n: float(abs(s / c)) if c else 0.0 for n, s, c in zip(names, diff_sum, count)}

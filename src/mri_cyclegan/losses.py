@@ -42,16 +42,23 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return y.reshape(n, c, h, w)
 
 
-def outline_rim(source: torch.Tensor, width: int = 3, threshold: float = FOREGROUND, image_border: bool = False) -> torch.Tensor:
-    """(N, K, H, W) model-space input -> (N, 1, H, W) float mask of the ``width``-pixel rim of signal next to the
-    background (pixels at or below ``threshold``) of the centre slice. With ``image_border``, signal within
-    ``width`` pixels of the image's edge counts too (outside the image taken as background): where the generator
-    has the least context."""
-    c = source[:, source.shape[1] // 2 : source.shape[1] // 2 + 1].float()
-    dark = (c <= threshold).float()
-    outside = 1.0 if image_border else 0.0  # what lies beyond the image edge: background, or nothing
+def rim_of(dark: torch.Tensor, width: int, image_border: bool = False) -> torch.Tensor:
+    """The one definition of a rim: (N, 1, H, W) mask of background (nonzero = background) -> (N, 1, H, W) float
+    mask of the non-background pixels within ``width`` pixels (8-connected, a square neighbourhood) of it. With
+    ``image_border``, what lies beyond the image's edge counts as background too; without, as nothing. The training
+    anchor (:func:`outline_rim`) and the safety net (:func:`mri_cyclegan.faithfulness.drift`) both use it."""
+    dark = (dark != 0).float()
+    outside = 1.0 if image_border else 0.0
     near = F.max_pool2d(F.pad(dark, (width,) * 4, value=outside), 2 * width + 1, stride=1)
     return near * (1.0 - dark)
+
+
+def outline_rim(source: torch.Tensor, width: int = 3, threshold: float = FOREGROUND, image_border: bool = False) -> torch.Tensor:
+    """(N, K, H, W) model-space input -> (N, 1, H, W) float mask of the ``width``-pixel rim of signal next to the
+    background (pixels at or below ``threshold``) of the centre slice (:func:`rim_of`). With ``image_border``,
+    signal within ``width`` pixels of the image's edge counts too: where the generator has the least context."""
+    c = source[:, source.shape[1] // 2 : source.shape[1] // 2 + 1].float()
+    return rim_of(c <= threshold, width, image_border)
 
 
 def anchor_loss(translated: torch.Tensor, prior: torch.Tensor, sigma: float = 2.0, rim: torch.Tensor | None = None,
