@@ -52,9 +52,16 @@ def machine() -> dict:
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
 
+def results_path(name: str) -> Path:
+    """Where ``--json NAME`` goes: a bare file name into ``benchmarks/results/``; a path with a folder as given
+    (relative to the working directory), so a path copied from a README line or a shell completion works too."""
+    p = Path(name)
+    return RESULTS / p if p.parent == Path(".") else p
+
+
 def write_json(name: str, payload) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / name
+    path = results_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2))
     return path
 
