@@ -1,6 +1,7 @@
 """Where a model's errors are, by the true intensity: one table per direction of the share of voxels wrong by more
 than 0.1 (each image in its own 0.5/99.5 percentile window, in the scoring mask; the uncertainty map's target) and
-the mean signed error, in fifths of the reference's intensities.
+the mean signed error, in fifths of the reference's intensities; for the model and for its lookup table alone
+(``evaluate``'s baseline: the untrained model).
 
     python benchmarks/error_by_intensity.py /tmp/unc/demo/run/checkpoints/last.safetensors --case demo
 
@@ -45,17 +46,20 @@ def main() -> None:
     ap.add_argument("--case", default="demo")
     ap.add_argument("--json", default="error_by_intensity.json")
     args = ap.parse_args()
+    from mri_cyclegan.evaluate import baseline_translation
     from mri_cyclegan.inference import Translator
 
     tr = Translator.from_checkpoint(args.checkpoint, device="cpu")
     vols, mask, _, _ = test_volumes(args.case, tr.config)
     out = {}
     for direction, (a, b) in DIRECTIONS.items():
-        rows = by_fifth(tr.translate(vols[a], direction), vols[b].data, mask)
-        out[direction] = rows
-        print(f"{direction}: reference intensity fifth | share wrong by > {ERROR_THRESHOLD} | mean signed error")
-        for k, row in enumerate(rows):
-            print(f"  {k + 1}  {row['from']:.2f}-{row['to']:.2f}  {row['wrong'] * 100:5.1f} %  {row['bias']:+.3f}")
+        lut = tr.model.generator(direction).prior.lut.numpy()
+        table = baseline_translation(vols[a], lut, tr.preprocessor, tr.config.model.unmix_outline)
+        out[direction] = {"model": by_fifth(tr.translate(vols[a], direction), vols[b].data, mask),
+                          "table": by_fifth(table, vols[b].data, mask)}
+        print(f"{direction}: reference intensity fifth | share wrong by > {ERROR_THRESHOLD}, mean signed error: model | table")
+        for k, (m, t) in enumerate(zip(out[direction]["model"], out[direction]["table"])):
+            print(f"  {k + 1}  {m['from']:.2f}-{m['to']:.2f}  {m['wrong'] * 100:5.1f} % {m['bias']:+.3f} | {t['wrong'] * 100:5.1f} % {t['bias']:+.3f}")
     print(f"wrote {write_json(args.json, {'machine': machine(), 'args': {k: str(v) for k, v in vars(args).items()}, 'results': out})}")
 
 
