@@ -55,6 +55,7 @@ METHODS = {
     "resize_only": {"train.lambda_anchor": 0.0, "train.lambda_structure": 0.0},
     "anchor_sigma4": {"train.anchor_sigma": 4.0},
     "anchor_10": {"train.lambda_anchor": 10.0},
+    "anchor_sigma1": {"train.anchor_sigma": 1.0},  # the low-pass anchor also holds texture 1-2 px across (the GAN's)
     # the pixel-wise rim anchor: weight, depth, and whether it also runs along each patch's edge (today: 30, 3, yes)
     "rim_10": {"train.anchor_rim": 10.0, "train.anchor_rim_border": False},  # the default before this one
     "rim_3": {"train.anchor_rim": 3.0, "train.anchor_rim_border": False},
