@@ -4,9 +4,10 @@ truth on the source contrast's own slices.
 For each tissue class of the source (CSF, GM, WM: the 3-class mixture the prior is built on) the mean of the model's
 translation is compared with the mean of the lookup table's translation of the same pixels; and in a 3-pixel rim
 inside the head's outline (where CSF meets air: the bright rim of T2; :func:`~mri_cyclegan.losses.rim_of`, the
-training anchor's definition) the mean absolute difference. All in [0, 1] units (model space / 2). The lookup table keeps every tissue mean within 0.01 of the truth on cohorts that differ
-(``benchmarks/prior_robustness.py``), so a model that moved a tissue class by more than :data:`TISSUE_LIMIT` has
-moved it away from the truth, whatever it looks like.
+training anchor's definition) the mean absolute difference. All in [0, 1] units (model space / 2). The lookup
+table keeps every tissue mean within 0.01 of the truth on cohorts that differ (``benchmarks/prior_robustness.py``),
+so a model that moved a tissue class by more than :data:`TISSUE_LIMIT` has moved it away from the truth, whatever
+it looks like.
 """
 
 from __future__ import annotations
