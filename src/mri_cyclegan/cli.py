@@ -57,6 +57,8 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "anchor_rim_width": ("train.anchor_rim_width", int, "how many pixels deep that rim reaches (default 3)"),
     "lambda_structure": ("train.lambda_structure", float, "keep the input's edges in the translation (normalised gradient "
                          "fields, contrast-independent; default 1; 0 = off)"),
+    "ema_decay": ("train.ema_decay", float, "samples, the safety net and checkpoints use a running average of the "
+                  "generators' weights with this decay, e.g. 0.99 (default 0 = the last iterate)"),
     "upsample": ("model.upsample", str, "ResNet generator upsampling: resize (nearest + 3x3 conv, no checkerboard; default) or "
                  "transpose (the reference's transposed convolutions)"),
     "outline": ("model.outline", str, "the prior at the head/brain outline: unmix (default: a voxel next to the background "

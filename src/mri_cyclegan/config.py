@@ -31,7 +31,7 @@ Outline = Literal["unmix", "table"]
 # Keys added after checkpoints were first written, with the value that reproduces an older checkpoint's behaviour:
 # a config read from a checkpoint (or a resumed run) that lacks one gets this, not today's default.
 LEGACY_VALUES = {"model": {"upsample": "transpose", "outline": "table"}, "train": {"lambda_anchor": 0.0, "lambda_structure": 0.0, "anchor_rim": 0.0,
-                                                                                           "anchor_rim_border": False}}
+                                                                                           "anchor_rim_border": False, "ema_decay": 0.0}}
 
 
 def _check_choice(name: str, value: Any, literal: Any) -> None:
@@ -202,6 +202,7 @@ class TrainConfig:
     anchor_rim_width: int = 3  # pixels: how deep that rim reaches inside the outline
     anchor_rim_border: bool = True  # the rim also runs along each training patch's edge (where the generator has the least context)
     lambda_structure: float = 1.0  # edges of G(x) aligned with those of x (normalised gradient fields); 0 = off
+    ema_decay: float = 0.0  # > 0: samples, the safety net and checkpoints use this running average of the generators' weights (0 = the last iterate)
     pool_size: int = 50
     save_every: int = 5  # also keep a checkpoint every N epochs (0 = only 'last')
     seed: int = 0
@@ -230,6 +231,8 @@ class TrainConfig:
         _check_range("anchor_rim", self.anchor_rim, 0, 1e4)
         _check_range("anchor_rim_width", self.anchor_rim_width, 1, 256)
         _check_range("lambda_structure", self.lambda_structure, 0, 1e4)
+        if not 0 <= self.ema_decay < 1:
+            raise InputError(f"ema_decay must be in [0, 1) (0 = off; 0.99 averages about the last 100 iterations); got {self.ema_decay!r}")
         _check_range("pool_size", self.pool_size, 0, 100_000)
         _check_positive("save_every", self.save_every, allow_zero=True)
         _check_choice("device", self.device, Device)

@@ -245,7 +245,8 @@ class EpochValidation:
         from .io.atomic import atomic_path
 
         translator = Translator(trainer.model, trainer.config, device=str(trainer.device), precision=trainer.precision)
-        scores = self.validation.score(translator)  # the translator leaves the model's training mode as it was
+        with trainer.averaged():  # the weights the checkpoint holds
+            scores = self.validation.score(translator)  # the translator leaves the model's training mode as it was
         row = {"epoch": float(trainer.epoch), "step": float(trainer.step), **scores}
         rows = [r for r in self.rows() if r["epoch"] < trainer.epoch] + [row]  # a resumed run rewrites epochs it repeats
         with atomic_path(self.csv) as tmp, open(tmp, "w", newline="") as fh:

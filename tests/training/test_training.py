@@ -56,10 +56,12 @@ def _trainer(cfg, folders, run):
     return Trainer(cfg, load_domain(folders[0], cfg.data), load_domain(folders[1], cfg.data), run)
 
 
-def test_resume_equals_uninterrupted(tiny_config, image_folders, tmp_path):
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_resume_equals_uninterrupted(tiny_config, image_folders, tmp_path, ema_decay):
     """Interrupted after epoch 1 and resumed == never interrupted, bit for bit: weights, optimizers, LR, the data
-    sampler's RNG and the image pools (size 2, so they are full and drawn from by the time of the interruption)."""
-    cfg = tiny_config.replace(**{"train.pool_size": 2, "train.epochs": 3})
+    sampler's RNG and the image pools (size 2, so they are full and drawn from by the time of the interruption),
+    and the weight average with its raw weights."""
+    cfg = tiny_config.replace(**{"train.pool_size": 2, "train.epochs": 3, "train.ema_decay": ema_decay})
     full = _trainer(cfg, image_folders, tmp_path / "full")
     full.fit(progress=False)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -23,9 +24,10 @@ from ..models import CycleGAN
 from ..runtime import (Distributed, all_mean, autocast, barrier, broadcast_float, eval_mode, init_distributed, resolve_channels_last,
                        resolve_device, resolve_precision)
 from .artifacts import LOSS_KEYS, SAMPLE_LABELS, LossLog, append_csv, make_gif, sample_grid, save_png
-from ..checkpoints import load_checkpoint, load_module, model_tensors, save_checkpoint
+from ..checkpoints import MODEL, load_checkpoint, load_module, model_tensors, save_checkpoint
 from ..run_folder import RunLayout
 from .checkpoint import optimizer_from_tensors, optimizer_to_tensors
+from .ema import WeightAverage
 from .objectives import DiscriminatorObjective, GeneratorObjective
 from .pool import ImagePool
 from .schedule import lr_factor, lr_factor_time
@@ -92,6 +94,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.g_objective = DDP(self.g_objective, device_ids=ids, forward_sync_buffers=False)
             self.d_objective = DDP(self.d_objective, device_ids=ids, forward_sync_buffers=False)
+        self.average = WeightAverage({"g_t1_to_t2": m.g_t1_to_t2, "g_t2_to_t1": m.g_t2_to_t1}, tc.ema_decay) if tc.ema_decay else None
         betas = (tc.beta1, tc.beta2)
         foreach = self.device.type == "cuda" or None
         self.opt_g = torch.optim.Adam([p for g in self.model.generators() for p in g.parameters()], lr=tc.lr, betas=betas, foreach=foreach)
@@ -127,6 +130,8 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
+        if self.average is not None:
+            self.average.update()
 
         # Discriminators: real vs (pooled, per rank) fake.
         _set_requires_grad(m.discriminators(), True)
@@ -166,6 +171,11 @@ class Trainer:
     def total_steps(self) -> int:
         return self.config.train.total_epochs * self.iters_per_epoch
 
+    def averaged(self):
+        """The weights the user gets in the generators for the duration: the running average when ``ema_decay`` is
+        set, else the last iterate."""
+        return self.average.applied() if self.average is not None else contextlib.nullcontext()
+
     # ------------------------------------------------------------------ whole slices
     def whole(self, fn: Callable[[torch.Tensor], torch.Tensor], window: torch.Tensor) -> torch.Tensor:
         """``fn`` on one whole (K, h, w) slice window at native size, as translation runs it: (K, h, w) on CPU."""
@@ -182,7 +192,8 @@ class Trainer:
         m = self.model
         for g, src, tgt in ((m.g_t1_to_t2, self.t1, self.t2), (m.g_t2_to_t1, self.t2, self.t1)):
             c = src.context // 2
-            outs = [self.whole(g.raw, w)[c].numpy() for w in src.windows(_spread(len(src), CALIBRATION_SLICES))]
+            with self.averaged():
+                outs = [self.whole(g.raw, w)[c].numpy() for w in src.windows(_spread(len(src), CALIBRATION_SLICES))]
             lut = histogram_matching_lut(tissue_values(outs), tgt.tissue_values())
             g.calibration.lut.copy_(torch.from_numpy(lut))
 
@@ -201,7 +212,7 @@ class Trainer:
             }
         c = self.config.data.context_slices // 2
         out = {}
-        with eval_mode(m):
+        with eval_mode(m), self.averaged():
             for direction, (g, windows, classes, names) in self._drift_inputs.items():
                 translated = [self.whole(g, w)[c].numpy() for w in windows]
                 lookup = [self.whole(g.prior, w)[c].numpy() for w in windows]
@@ -234,7 +245,7 @@ class Trainer:
         m = self.model
         c = self.config.data.context_slices // 2
         rows = []
-        with eval_mode(m):
+        with eval_mode(m), self.averaged():
             for a, b in zip(self.samples_t1, self.samples_t2):
                 fake_t2, fake_t1 = self.whole(m.g_t1_to_t2, a), self.whole(m.g_t2_to_t1, b)
                 rec_t1, rec_t2 = self.whole(m.g_t2_to_t1, fake_t2), self.whole(m.g_t1_to_t2, fake_t1)
@@ -247,6 +258,8 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict]:
         tensors = model_tensors(self.model)
+        if self.average is not None:
+            self.average.into_checkpoint(tensors, MODEL)  # model/ = the average (what inference loads), the raw weights beside it
         groups_g = optimizer_to_tensors("opt_g", self.opt_g, tensors)
         groups_d = optimizer_to_tensors("opt_d", self.opt_d, tensors)
         for name, obj in (("pool_t1", self.pool_t1), ("pool_t2", self.pool_t2), ("batches", self.batches)):
@@ -273,8 +286,10 @@ class Trainer:
 
     def load(self, path: str | Path) -> None:
         tensors, meta, config = load_checkpoint(path)
-        load_module(self.model, tensors, "model", path)
+        load_module(self.model, tensors, MODEL, path)
         self.model.to(self.device)
+        if self.average is not None:
+            self.average.from_checkpoint(tensors, int(meta["step"]))
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.opt_g.load_state_dict(optimizer_from_tensors("opt_g", tensors, meta["opt_g_groups"]))
@@ -395,7 +410,9 @@ class Trainer:
         barrier(self.dist)  # COLLECTIVE: this epoch's files are written before the hooks read them
 
     def _finish(self, losses: LossLog | None) -> None:
-        """progress.gif and the final loss plot (rank 0)."""
+        """progress.gif and the final loss plot (rank 0); the model keeps the weights the checkpoints hold."""
+        if self.average is not None:
+            self.average.install()  # after fit(), trainer.model is what translate loads from checkpoints/last
         if losses is not None:
             make_gif(sorted(self.layout[RunLayout.SAMPLES].glob("epoch_*.png")), self.layout[RunLayout.PROGRESS_GIF])
             losses.plot(self.layout[RunLayout.LOSSES_PNG])

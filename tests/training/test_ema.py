@@ -1,0 +1,42 @@
+import pytest
+import torch
+from torch import nn
+
+from mri_cyclegan.checkpoints import MODEL, load_checkpoint, load_model
+from mri_cyclegan.data.dataset import load_domain
+from mri_cyclegan.training.ema import RAW, WeightAverage, ema_decay_at
+from mri_cyclegan.training.trainer import Trainer
+
+
+def test_average_follows_the_weights_with_warmed_up_decay():
+    net = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        net.weight.fill_(0.0)
+    avg = WeightAverage({"g": net}, decay=0.5)
+    expected = 0.0
+    for n, w in enumerate([1.0, 2.0, 4.0], start=1):
+        with torch.no_grad():
+            net.weight.fill_(w)
+        avg.update()
+        d = ema_decay_at(0.5, n)
+        expected = d * expected + (1 - d) * w
+        assert avg.average["g.weight"].item() == pytest.approx(expected)
+    assert ema_decay_at(0.5, 1) == pytest.approx(2 / 11) and ema_decay_at(0.5, 100) == 0.5
+    with pytest.raises(RuntimeError), avg.applied():
+        assert net.weight.item() == pytest.approx(expected)
+        raise RuntimeError
+    assert net.weight.item() == 4.0  # the raw weights are back, even after an error
+
+
+def test_checkpoints_and_the_trained_model_hold_the_average(tiny_config, image_folders, tmp_path):
+    cfg = tiny_config.replace(**{"train.ema_decay": 0.9})
+    t = Trainer(cfg, load_domain(image_folders[0], cfg.data), load_domain(image_folders[1], cfg.data), tmp_path / "r")
+    t.fit(progress=False)
+    tensors, _, _ = load_checkpoint(tmp_path / "r")
+    name = next(k for k in t.average.average if k.startswith("g_t2_to_t1"))
+    saved, raw = tensors[f"{MODEL}/{name}"], tensors[f"{RAW}/{name}"]
+    torch.testing.assert_close(saved, t.average.average[name].cpu(), rtol=0, atol=0)
+    assert not torch.equal(saved, raw)  # the optimizer's last iterate is kept beside it, for --resume
+    loaded, _ = load_model(tmp_path / "r")  # what translate uses
+    for (k, a), b in zip(t.model.state_dict().items(), loaded.state_dict().values()):
+        torch.testing.assert_close(a.cpu(), b, rtol=0, atol=0, msg=k)
