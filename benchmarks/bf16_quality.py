@@ -17,7 +17,6 @@ from common import machine, write_json  # noqa: E402
 from mri_cyclegan.data.demo import demo_split  # noqa: E402
 from mri_cyclegan.demo import score_demo  # noqa: E402
 from mri_cyclegan.inference import Translator  # noqa: E402
-from mri_cyclegan.training.trainer import priors_from_data  # noqa: E402
 
 
 def main() -> None:
@@ -28,8 +27,7 @@ def main() -> None:
     for precision in ("fp32", "bf16"):
         tr = Translator.from_checkpoint(args.run, device="cpu", precision=precision)
         split = demo_split(tr.config.data)
-        luts = dict(zip(("t1_to_t2", "t2_to_t1"), priors_from_data(split.t1_train, split.t2_train)))
-        out[precision] = {r.direction: r.summaries["model"] for r in score_demo(tr, split, luts)}
+        out[precision] = {r.direction: r.summaries["model"] for r in score_demo(tr, split)}
     print(f"{'direction':<10} {'fp32 PSNR':>9} {'bf16 PSNR':>9} {'Δ dB':>7} {'fp32 SSIM':>9} {'bf16 SSIM':>9} {'Δ':>8}")
     for d in ("t1_to_t2", "t2_to_t1"):
         a, b = out["fp32"][d], out["bf16"][d]

@@ -74,7 +74,7 @@ def main() -> None:
     from mri_cyclegan.data.preprocess import Preprocessor
     from mri_cyclegan.demo import demo_config
     from mri_cyclegan.directions import DIRECTIONS
-    from mri_cyclegan.evaluate import baseline_translation
+    from mri_cyclegan.inference import baseline_translation
     from mri_cyclegan.metrics import score, to_unit
     from mri_cyclegan.training.trainer import priors_from_data
 

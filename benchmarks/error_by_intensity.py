@@ -46,15 +46,13 @@ def main() -> None:
     ap.add_argument("--case", default="demo")
     ap.add_argument("--json", default="error_by_intensity.json")
     args = ap.parse_args()
-    from mri_cyclegan.evaluate import baseline_translation
     from mri_cyclegan.inference import Translator
 
     tr = Translator.from_checkpoint(args.checkpoint, device="cpu")
     vols, mask, _, _ = test_volumes(args.case, tr.config)
     out = {}
     for direction, (a, b) in DIRECTIONS.items():
-        lut = tr.model.generator(direction).prior.lut.numpy()
-        table = baseline_translation(vols[a], lut, tr.preprocessor, tr.config.model.unmix_outline)
+        table = tr.table_translation(vols[a], direction)
         out[direction] = {"model": by_fifth(tr.translate(vols[a], direction), vols[b].data, mask),
                           "table": by_fifth(table, vols[b].data, mask)}
         print(f"{direction}: reference intensity fifth | share wrong by > {ERROR_THRESHOLD}, mean signed error: model | table")

@@ -28,7 +28,6 @@ def main() -> None:
     from scipy import ndimage
 
     from mri_cyclegan.checkpoints import load_model
-    from mri_cyclegan.evaluate import baseline_translation
     from mri_cyclegan.inference import Translator
     from mri_cyclegan.io import Volume
     from mri_cyclegan.metrics import score, to_unit
@@ -43,9 +42,8 @@ def main() -> None:
     model, cfg = load_model(args.checkpoint)
     translator = Translator(model, cfg, device="cpu", precision="fp32")
     source = Volume(vols[a], s.affine)
-    lut = model.generator(args.direction).prior.lut.numpy()  # the lookup table: evaluate's baseline, the untrained model
     raw = {"model": translator.translate(source, args.direction),
-           "table": baseline_translation(source, lut, translator.preprocessor, cfg.model.unmix_outline)}
+           "table": translator.table_translation(source, args.direction)}  # evaluate's baseline, the untrained model
     unit = {k: to_unit(v) for k, v in raw.items()}
 
     def psnr(p: np.ndarray) -> float:

@@ -31,7 +31,7 @@ def main() -> None:
     from mri_cyclegan.data.demo import demo_split
     from mri_cyclegan.demo import demo_config, score_demo
     from mri_cyclegan.inference import Translator
-    from mri_cyclegan.training.trainer import Trainer, priors_from_data
+    from mri_cyclegan.training.trainer import Trainer
 
     rows = {}
     for lam in args.values:
@@ -41,8 +41,7 @@ def main() -> None:
         t0 = time.perf_counter()
         trainer.fit(progress=False)
         seconds = time.perf_counter() - t0
-        luts = dict(zip(("t1_to_t2", "t2_to_t1"), priors_from_data(split.t1_train, split.t2_train)))
-        results = score_demo(Translator(trainer.model, cfg, device="cpu"), split, luts)
+        results = score_demo(Translator(trainer.model, cfg, device="cpu"), split)
         rows[str(lam)] = {"iterations": trainer.step, "seconds": round(seconds, 1),
                           **{r.direction: {k: r.summaries["model"][k] for k in ("psnr", "ssim", "mae")} for r in results}}
         for r in results:

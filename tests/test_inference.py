@@ -167,7 +167,7 @@ def test_the_translator_leaves_the_model_mode_as_it_found_it():
 @pytest.mark.parametrize("outline", ["unmix", "table"])
 def test_evaluate_baseline_is_the_untrained_model(outline):
     """The report's lookup-table baseline and the untrained model are one thing, outline unmixing included."""
-    from mri_cyclegan.evaluate import baseline_translation
+    from mri_cyclegan.inference import baseline_translation
 
     cfg = Config().replace(**{"model.ngf": 4, "model.n_blocks": 1, "model.ndf": 8, "model.outline": outline})
     model = CycleGAN.from_config(cfg)
@@ -182,6 +182,7 @@ def test_evaluate_baseline_is_the_untrained_model(outline):
     base = baseline_translation(vol, lut, tr.preprocessor, unmix_outline=outline == "unmix")
     out = tr.translate_volume(vol, "t1_to_t2").data
     np.testing.assert_allclose(base, out, atol=1e-3 * data.max())
+    np.testing.assert_array_equal(tr.table_translation(vol, "t1_to_t2"), base)  # the model's own table, its outline rule
     pointwise = baseline_translation(vol, lut, tr.preprocessor, unmix_outline=False)
     assert (np.abs(base - pointwise).max() > 100) == (outline == "unmix")  # the outline column differs
 
@@ -190,7 +191,7 @@ def test_tissue_cut_by_the_image_border_is_not_an_outline():
     """A brain cut by the field of view: the model pads slices to its size multiple, and padding with background
     made the tissue at the bottom/right border an outline, which the prior then unmixed (darkened). Padding
     replicates the border instead: the untrained model equals the lookup table there, as at the top/left border."""
-    from mri_cyclegan.evaluate import baseline_translation
+    from mri_cyclegan.inference import baseline_translation
 
     cfg = Config().replace(**{"model.ngf": 4, "model.n_blocks": 1, "model.ndf": 8})
     model = CycleGAN.from_config(cfg)

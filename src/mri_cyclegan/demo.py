@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config
-from .directions import DIRECTIONS, Direction
+from .directions import Direction
 from .evaluate import PROTOCOL
 from .report import write_report
 
@@ -45,10 +45,11 @@ def demo_config(minutes: float, context_slices: int = 1, device: str = "auto", s
                                                  "train.device": device, "train.seed": seed})
 
 
-def score_demo(translator, split, luts: dict[str, np.ndarray], out: Path | None = None) -> list:
-    """Translate the whole T1 and T2 volumes with the model and with the inverse-histogram baseline (through the
-    same preprocessing), then score only the held-out slabs: 3D, per slice and through-plane (axis 2)."""
-    from .evaluate import EvaluationSet, baseline_translation
+def score_demo(translator, split, out: Path | None = None) -> list:
+    """Translate the whole T1 and T2 volumes with the model and with its lookup table alone (the inverse-histogram
+    baseline, through the same preprocessing), then score only the held-out slabs: 3D, per slice and through-plane
+    (axis 2)."""
+    from .evaluate import EvaluationSet
     from .metrics import score, to_unit, unit_magnitude
     from .io import write_nifti
     from .uncertainty import uncertainty_path
@@ -57,7 +58,7 @@ def score_demo(translator, split, luts: dict[str, np.ndarray], out: Path | None 
     results = []
     for direction, src, ref in ((Direction.T1_TO_T2, split.t1, split.t2), (Direction.T2_TO_T1, split.t2, split.t1)):
         pred, unc = translator.translate_with_uncertainty(src, direction)
-        base = baseline_translation(src, luts[direction], translator.preprocessor, translator.model.cfg.unmix_outline)
+        base = translator.table_translation(src, direction)
         ref_unit, pred_unit, src_unit = to_unit(ref.data), to_unit(pred), to_unit(src.data)
         unc_unit = unit_magnitude(unc, pred)  # the [0, 1] units of the scores (evaluate --uncertainty's rule)
         ev = EvaluationSet(direction, n_examples=3)
@@ -82,7 +83,7 @@ def run_demo(out: str | Path, minutes: float = 10.0, progress: bool = True, devi
     from .epoch_hooks import EpochHooks
     from .inference import Translator
     from .io import write_nifti
-    from .training.trainer import Trainer, priors_from_data
+    from .training.trainer import Trainer
 
     out = Path(out)
     run_dir = out / "run"
@@ -102,8 +103,7 @@ def run_demo(out: str | Path, minutes: float = 10.0, progress: bool = True, devi
     for name, data in (("t1", split.t1.data), ("t2", split.t2.data), ("test_mask", split.test_mask.astype(np.uint8))):
         write_nifti(vol_dir / f"{name}.nii.gz", data, split.t1.affine)
     translator = Translator(trainer.model, cfg, device=device)
-    luts = dict(zip(DIRECTIONS, priors_from_data(split.t1_train, split.t2_train)))
-    results = score_demo(translator, split, luts, vol_dir)
+    results = score_demo(translator, split, vol_dir)
     extra = {"train_seconds": round(train_seconds, 1), "n_test_slices": len(split.test_index), "test_slices": split.test_index,
              "iterations": trainer.step, "seconds_per_iteration": round(train_seconds / max(1, trainer.step), 3),
              "config": cfg.to_dict(), "precision": trainer.precision, "device": str(trainer.device)}

@@ -91,24 +91,6 @@ def canonical_mask(path: Path) -> np.ndarray:
     return data > 0.5 * float(np.max(data))
 
 
-def baseline_translation(volume, lut: np.ndarray, preprocessor, unmix_outline: bool = True) -> np.ndarray:
-    """Inverse histogram matching through the same preprocessing as the model: forward into model space, the
-    lookup table on every voxel, inverse back to the file's grid and intensity scale. With ``unmix_outline`` (what a
-    model's prior does unless its config says ``outline: table``) the outline is unmixed like the model's prior
-    (:func:`~mri_cyclegan.models.networks.unmix_outline`): the baseline is the untrained model."""
-    import torch
-
-    from .models.networks import HistogramPrior
-
-    stack, geom = preprocessor.forward(volume)
-    prior = HistogramPrior(lut.size, unmix_outline=unmix_outline)
-    prior.lut.copy_(torch.as_tensor(lut, dtype=torch.float32))
-    t = torch.as_tensor(stack, dtype=torch.float32)[:, None]  # (S, 1, H, W): each slice a 2D image, as the model sees it
-    with torch.no_grad():
-        out = torch.cat([prior(chunk) for chunk in t.split(32)])[:, 0].numpy()
-    return preprocessor.inverse(out, geom)
-
-
 class EvaluationSet:
     """Collects scored files per method, and a few example views, for one direction."""
 
@@ -193,6 +175,7 @@ def evaluate_paths(pred: str | Path, ref: str | Path, out: str | Path, mask: str
     from .config import DataConfig, ModelConfig
     from .data.preprocess import Preprocessor
     from .errors import InputError
+    from .inference import baseline_translation
     from .io import list_inputs
     from .io.geometry import to_canonical
     from .metrics import foreground_mask

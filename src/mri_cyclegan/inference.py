@@ -41,6 +41,23 @@ def normalize_direction(direction: str | Direction) -> Direction:
         raise InputError(str(e)) from None
 
 
+def baseline_translation(volume: Volume, lut: np.ndarray, preprocessor: Preprocessor, unmix_outline: bool = True) -> np.ndarray:
+    """Inverse histogram matching through the same preprocessing as the model: forward into model space, the
+    lookup table on every voxel, inverse back to the file's grid and intensity scale. With ``unmix_outline`` (what a
+    model's prior does unless its config says ``outline: table``) the outline is unmixed like the model's prior
+    (:func:`~mri_cyclegan.models.networks.unmix_outline`): the baseline is the untrained model. A model's own table:
+    :meth:`Translator.table_translation`."""
+    from .models.networks import HistogramPrior
+
+    stack, geom = preprocessor.forward(volume)
+    prior = HistogramPrior(lut.size, unmix_outline=unmix_outline)
+    prior.lut.copy_(torch.as_tensor(lut, dtype=torch.float32))
+    t = torch.as_tensor(stack, dtype=torch.float32)[:, None]  # (S, 1, H, W): each slice a 2D image, as the model sees it
+    with torch.no_grad():
+        out = torch.cat([prior(chunk) for chunk in t.split(32)])[:, 0].numpy()
+    return preprocessor.inverse(out, geom)
+
+
 class Translator:
     """Applies one trained generator at the training resolution. Build with :meth:`from_checkpoint`."""
 
@@ -196,6 +213,14 @@ class Translator:
             log.info("uncertainty: this model has no lookup-table prior; the map leaves the prior member out")
             return [m for m in which if m is not Member.PRIOR]
         return list(which)
+
+    def table_translation(self, volume: Volume, direction: str) -> np.ndarray:
+        """``volume`` translated by this model's lookup table alone (its prior: the untrained model), through the same
+        preprocessing: the baseline a trained model is measured against."""
+        prior = self.model.generator(normalize_direction(direction)).prior
+        if prior is None:
+            raise InputError("this model has no lookup table (it was trained with --prior none)")
+        return baseline_translation(volume, prior.lut.detach().cpu().numpy(), self.preprocessor, self.config.model.unmix_outline)
 
     def translate(self, volume: Volume, direction: str) -> np.ndarray:
         """A volume or 2D image (raw intensities) -> translated data on its own grid and intensity scale."""
