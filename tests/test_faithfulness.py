@@ -137,7 +137,7 @@ def test_safety_net_rim_is_the_training_anchors_rim():
 def test_verdict_names_the_safer_choice():
     ok = {"t1_to_t2": Drift({"csf": 0.01, "gm": 0.02, "wm": 0.0}, 0.03), "t2_to_t1": Drift({"wm": 0.0, "gm": 0.01, "csf": 0.0}, 0.02)}
     safe, text = verdict(ok)
-    assert safe and text.startswith("this model is the safer choice")
+    assert safe and text.startswith("this model is the safer choice") and "paired scans" in text  # what drift cannot tell
     bad = {**ok, "t2_to_t1": Drift({"wm": 0.0, "gm": 2 * TISSUE_LIMIT, "csf": 0.0}, 0.02)}
     safe, text = verdict(bad)
     assert not safe and "lookup table is the safer choice" in text and "t2_to_t1 GM moved" in text

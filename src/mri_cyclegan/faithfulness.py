@@ -85,7 +85,9 @@ def verdict(drifts: dict[str, Drift]) -> tuple[bool, str]:
         worst = max(drifts.items(), key=lambda kv: kv[1].worst[1])
         return True, (f"this model is the safer choice for your data: it adds detail to the lookup table without moving any tissue "
                       f"class more than {TISSUE_LIMIT} or the brain outline more than {BOUNDARY_LIMIT} "
-                      f"(largest: {worst[0]} {worst[1].describe()})")
+                      f"(largest: {worst[0]} {worst[1].describe()}); whether the detail it adds is right takes paired scans to check "
+                      f"(translate a few, then 'mri-cyclegan evaluate --pred FAKE --ref TRUE --input SRC --model RUN' scores it next to "
+                      f"the lookup table)")
     why = "; ".join(f"{d} {v.describe()}" for d, v in bad.items())
     return False, (f"the lookup table is the safer choice for your data: training moved it ({why}; limits {TISSUE_LIMIT} per tissue, "
                    f"{BOUNDARY_LIMIT} at the outline); checkpoints/best.safetensors is the last epoch within the limits")
