@@ -43,10 +43,8 @@ class WeightAverage:
     @contextmanager
     def applied(self) -> Iterator[None]:
         """The averaged weights in the modules for the duration (the raw ones restored after, even on error)."""
-        with torch.no_grad():
-            raw = {k: p.detach().clone() for k, p in self.params.items()}
-            for k, p in self.params.items():
-                p.copy_(self.average[k])
+        raw = {k: p.detach().clone() for k, p in self.params.items()}
+        self.install()
         try:
             yield
         finally:
