@@ -5,7 +5,8 @@ the case is simulated in both contrasts, so its slices can be used paired, which
 MLP (``demo_ceiling.fit_predict``) learns the true target contrast from multi-scale in-plane features of the input and
 of the lookup table's translation (``demo_ceiling.features``) on those subjects, and is scored on the case's test
 subject (never trained on) with the faithfulness protocol (per-slice PSNR / SSIM in the brain mask), next to the
-lookup table of a trained model of the case (its prior: the untrained model).
+lookup table of a trained model of the case (its prior: the untrained model), and next to that table smoothed in-plane
+(how much of the gain is only denoising, which a translation that looks like a real scan does not do).
 
 An unpaired model with the same context sees less than this regressor, so a gain far above the regressor's is not to
 be expected from it; it is not a strict bound (a deep network with pairs and a larger receptive field can do more).
@@ -33,6 +34,7 @@ from demo_ceiling import features, fit_predict  # noqa: E402
 from residual_signal import TableOnly  # noqa: E402
 
 TRAIN_SLICES = 40  # axial slices per training subject (evenly spaced over its brain)
+SMOOTH = 0.5  # in-plane Gaussian sigma (voxels) of the denoising-only comparison: the table smoothed
 
 
 def subject_data(seed: int, lesions: int, kind: str, n_slices: int | None):
@@ -65,6 +67,7 @@ def near(s, zs) -> np.ndarray:
 
 def main() -> None:
     import torch
+    from scipy import ndimage
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("models", nargs="+", help="CASE:RUN_FOLDER (its lookup table is the baseline and a feature)")
@@ -102,7 +105,9 @@ def main() -> None:
             train[: len(f_train)] = True
             pred[m] = fit_predict(both, ys, train, ~train, args.iterations, args.seed)
             pred = np.clip(pred, 0, 1)
+            smoothed = ndimage.gaussian_filter(table, (SMOOTH, SMOOTH, 0))  # how much of the gain is only denoising
             scores = {"lookup table": fb.faithfulness_metrics(table, truth, src, s_test, zs_test, table),
+                      f"table smoothed {SMOOTH} px": fb.faithfulness_metrics(smoothed, truth, src, s_test, zs_test, table),
                       "paired local regressor": fb.faithfulness_metrics(pred, truth, src, s_test, zs_test, table)}
             res[direction] = {k: {"psnr": v["psnr"], "ssim": v["ssim"], "boundary_err": v["boundary_err"],
                                   "lesion_recovery": v.get("lesion_recovery")} for k, v in scores.items()}
