@@ -40,3 +40,25 @@ def test_checkpoints_and_the_trained_model_hold_the_average(tiny_config, image_f
     loaded, _ = load_model(tmp_path / "r")  # what translate uses
     for (k, a), b in zip(t.model.state_dict().items(), loaded.state_dict().values()):
         torch.testing.assert_close(a.cpu(), b, rtol=0, atol=0, msg=k)
+
+
+def test_paired_validation_scores_the_averaged_weights(tiny_config, image_folders, tmp_path):
+    from mri_cyclegan.validation import EpochValidation
+
+    cfg = tiny_config.replace(**{"train.ema_decay": 0.9})
+    t = Trainer(cfg, load_domain(image_folders[0], cfg.data), load_domain(image_folders[1], cfg.data), tmp_path / "r")
+    for _ in range(3):
+        t.train_step(*t.batches.next())
+    name = next(k for k in t.average.average if k.startswith("g_t2_to_t1"))
+    seen = []
+
+    class Recording:
+        paired, best_key, higher_is_better, examples = True, "mean_psnr", True, []
+
+        def score(self, translator):
+            seen.append(dict(translator.model.named_parameters())[name].detach().clone())
+            return {f"{d}_{k}": 20.0 for d in ("t1_to_t2", "t2_to_t1") for k in ("psnr", "ssim", "mae")} | {"mean_psnr": 20.0}
+
+    EpochValidation(Recording(), tmp_path / "r")(t)
+    torch.testing.assert_close(seen[0], t.average.average[name], rtol=0, atol=0)  # scored: what the checkpoint holds
+    assert not torch.equal(dict(t.model.named_parameters())[name], seen[0])  # and training goes on with the raw weights
