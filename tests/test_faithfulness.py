@@ -132,6 +132,8 @@ def test_safety_net_rim_is_the_training_anchors_rim():
     d = drift([s], [moved], [lut], _classes(s), ("csf", "gm", "wm"))
     assert d.boundary == pytest.approx(0.2, abs=1e-6)
     assert max(d.tissue.values()) == pytest.approx(0.0, abs=1e-9)
+    slight = drift([s], [lut + 0.12 * rim], [lut], _classes(s), ("csf", "gm", "wm"))  # 0.06: an (e) run that moved it 0.062 lost 1.5 dB
+    assert slight.boundary == pytest.approx(0.06, abs=1e-6) and not slight.within_limits
 
 
 def test_verdict_names_the_safer_choice():
