@@ -67,8 +67,6 @@ METHODS = {
     "rim_border": {"train.anchor_rim": 10.0, "train.anchor_rim_border": True},  # the rim also along each patch's edge
     "rim_30_border": {"train.anchor_rim": 30.0, "train.anchor_rim_border": True},  # today's default
     "ema": {"train.ema_decay": 0.99},  # samples, safety net and checkpoint: the running average of the generators' weights
-    "ema_995": {"train.ema_decay": 0.995},
-    "rim_30_ema": {"train.anchor_rim": 30.0, "train.anchor_rim_border": False, "train.ema_decay": 0.99},
     "pointwise": {"model.outline": "table"},  # the prior without outline unmixing (the default before it)
     "pointwise table": {"model.outline": "table"},  # untrained: the lookup table without outline unmixing
 }

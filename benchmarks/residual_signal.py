@@ -53,10 +53,10 @@ class Mirrored4(Mirrored):
 
 
 class TableOnly(Translator):
-    """The untrained model: the checkpoint's lookup table (prior) alone, on the same slices and padding."""
+    """The untrained model: every translation is the checkpoint's lookup table alone (:meth:`Translator.table_translation`)."""
 
-    def _forward(self, x: torch.Tensor, direction: str) -> torch.Tensor:
-        return self.model.generator(direction).prior(x.to(self.device)).float().cpu()
+    def translate(self, volume, direction: str) -> np.ndarray:
+        return self.table_translation(volume, direction)
 
 
 def score_model(case: str, run: Path, cache: dict) -> dict:
