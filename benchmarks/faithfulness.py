@@ -120,6 +120,30 @@ def write_pngs(folder: Path, subjects: list[tuple[int, int]], contrast: str, n: 
             Image.fromarray(np.stack([u8] * 3, -1)).save(folder / f"s{seed}_z{z:03d}.png")
 
 
+PAIRED_SUBJECTS = [(5, 10), (6, 0), (7, 10), (8, 0)]  # --paired N: the first N, simulated in both contrasts (never tested on)
+
+
+def write_pairs(root: Path, n_subjects: int, kind: str, rng) -> None:
+    """``--paired N``: co-registered T1/T2 of N further subjects under root/pairs/{t1,t2}, named alike: PNG slices (the
+    same slices in both contrasts, each scaled by its own maximum) or one NIfTI volume per subject and contrast."""
+    subjects = PAIRED_SUBJECTS[:n_subjects]
+    if kind != "png":
+        for c in ("t1", "t2"):
+            write_volume(root / "pairs" / c, subjects, c, None)
+        return
+    from PIL import Image
+
+    for c in ("t1", "t2"):
+        (root / "pairs" / c).mkdir(parents=True)
+    for seed, les in subjects:
+        s = subject(seed, les)
+        for z in sorted(rng.choice(usable_z(s), 20, replace=False)):
+            for c in ("t1", "t2"):
+                img = axial_image(s.image(c), int(z))
+                u8 = np.clip(img / np.percentile(img, 99.9) * 255, 0, 255).astype(np.uint8)
+                Image.fromarray(np.stack([u8] * 3, -1)).save(root / "pairs" / c / f"s{seed}_z{z:03d}.png")
+
+
 def write_volume(path: Path, subjects: list[tuple[int, int]], contrast: str, coverage: tuple[float, float] | None) -> None:
     import nibabel as nib
 
@@ -243,7 +267,7 @@ def run_case(case: str, methods: list[str], work: Path, args) -> dict:
     import torch
 
     from mri_cyclegan.config import Config
-    from mri_cyclegan.data.dataset import load_domain, with_data_fingerprint
+    from mri_cyclegan.data.dataset import load_domain, load_pairs, with_data_fingerprint
     from mri_cyclegan.inference import Translator
     from mri_cyclegan.checkpoints import load_checkpoint
     from mri_cyclegan.training.trainer import Trainer
@@ -258,6 +282,8 @@ def run_case(case: str, methods: list[str], work: Path, args) -> dict:
         cov = spec.get("coverage", {})
         write_volume(root / "t1", spec["t1"], "t1", cov.get("t1"))
         write_volume(root / "t2", spec["t2"], "t2", cov.get("t2"))
+    if args.paired:
+        write_pairs(root, args.paired, spec["kind"], rng)
     s, vols, zs = test_data(spec["kind"])
     truth = {c: unit_slices(vols[c], zs) for c in ("t1", "t2")}
     results: dict[str, dict] = {}
@@ -269,8 +295,9 @@ def run_case(case: str, methods: list[str], work: Path, args) -> dict:
             over["train.iters_per_epoch"] = args.volume_iters_per_epoch
         cfg = with_data_fingerprint(Config().replace(**over), root / "t1", root / "t2")
         t1, t2 = load_domain(root / "t1", cfg.data, "T1"), load_domain(root / "t2", cfg.data, "T2")
+        pairs = load_pairs(root / "pairs" / "t1", root / "pairs" / "t2", cfg.data) if args.paired and method not in UNTRAINED else None
         torch.manual_seed(args.seed)
-        trainer = Trainer(cfg, t1, t2, root / f"run_{method.replace(' ', '_')}")
+        trainer = Trainer(cfg, t1, t2, root / f"run_{method.replace(' ', '_')}", pairs=pairs)
         t0 = time.perf_counter()
         if method not in UNTRAINED:
             trainer.fit(progress=False)
@@ -287,7 +314,7 @@ def run_case(case: str, methods: list[str], work: Path, args) -> dict:
             from mri_cyclegan.faithfulness import verdict
 
             results[method]["drift"] = {d: {**v.tissue, "boundary": v.boundary} for d, v in trainer.drifts.items()}
-            results[method]["verdict"] = verdict(trainer.drifts)[1]
+            results[method]["verdict"] = verdict(trainer.drifts, trainer.n_pairs)[1]
         print(f"  case {case} {method}: {results[method]['iterations']} it in {seconds:.0f} s "
               + " ".join(f"{d}: {results[method][d]['psnr']:.2f} dB" for d in DIRECTIONS), flush=True)
         best = trainer.run_dir / "checkpoints" / "best.safetensors"
@@ -332,6 +359,8 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", help="train precision (auto = bf16 where the CPU has bf16 units)")
     ap.add_argument("--volume-iters-per-epoch", type=int, default=12, help="volume cases: iterations per epoch (20 epochs)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--paired", type=int, default=0, choices=range(len(PAIRED_SUBJECTS) + 1), metavar="N",
+                    help="semi-supervised: N further subjects in both contrasts, co-registered, given to training as pairs")
     ap.add_argument("--pictures", default="", help="folder for source | translation | truth | error pictures")
     ap.add_argument("--json", default="faithfulness.json")
     args = ap.parse_args()

@@ -143,6 +143,10 @@ def test_verdict_names_the_safer_choice():
     bad = {**ok, "t2_to_t1": Drift({"wm": 0.0, "gm": 2 * TISSUE_LIMIT, "csf": 0.0}, 0.02)}
     safe, text = verdict(bad)
     assert not safe and "lookup table is the safer choice" in text and "t2_to_t1 GM moved" in text
+    # trained with pairs, a drift may be their correction: no claim either way, a held-out pair decides
+    safe, text = verdict(bad, n_pairs=2)
+    assert not safe and "safer choice" not in text and "2 co-registered pair(s)" in text and "t2_to_t1 GM moved" in text
+    assert "--val-t1" in text and verdict(ok, n_pairs=2)[1].startswith("this model is the safer choice")
 
 
 def test_trainer_safety_net_warns_records_and_keeps_best_within_limits(tmp_path, tiny_config, caplog):

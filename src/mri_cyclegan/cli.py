@@ -57,6 +57,9 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "anchor_rim_width": ("train.anchor_rim_width", int, "how many pixels deep that rim reaches (default 3)"),
     "lambda_structure": ("train.lambda_structure", float, "keep the input's edges in the translation (normalised gradient "
                          "fields, contrast-independent; default 1; 0 = off)"),
+    "lambda_paired": ("train.lambda_paired", float, "with --paired-t1/--paired-t2: weight of the L1 between each translation "
+                      "of a paired patch and its pair's truth (default 10, as --lambda-cycle)"),
+    "paired_batch": ("train.paired_batch", int, "with --paired-t1/--paired-t2: paired patches added to each batch (default 1)"),
     "ema_decay": ("train.ema_decay", float, "samples, the safety net and checkpoints use a running average of the "
                   "generators' weights with this decay, e.g. 0.99 (default 0 = the last iterate)"),
     "upsample": ("model.upsample", str, "ResNet generator upsampling: resize (nearest + 3x3 conv, no checkerboard; default) or "
@@ -199,7 +202,7 @@ def _validation_inputs(args: argparse.Namespace):
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Single process, or one rank of a ``torchrun`` job (DDP; rank 0 alone writes the run folder)."""
-    from .data.dataset import load_domain, with_data_fingerprint
+    from .data.dataset import load_domain, load_pairs, with_data_fingerprint
     from .errors import InputError
     from .io.bids import contrast_files
     from .runtime import broadcast_float, distributed_from_env, init_distributed, resolve_device
@@ -209,6 +212,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if bool(args.val_t1) != bool(args.val_t2):
         raise InputError("give both --val-t1 and --val-t2 (paired files of the same subjects, matched by name)")
+    if bool(args.paired_t1) != bool(args.paired_t2):
+        raise InputError("give both --paired-t1 and --paired-t2 (co-registered files of the same subjects, matched by name)")
     dist = distributed_from_env()
     if not dist.is_main:  # the other ranks only warn; rank 0 shows progress and keeps train.log
         _setup_logging(False)
@@ -221,6 +226,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                 contrast_files(args.t1, Contrast.T1, _subjects(args.subjects), "T1 input")
                 contrast_files(args.t2, Contrast.T2, _subjects(args.subjects), "T2 input")
             validation = _validation_inputs(args)
+            if args.paired_t1:  # names pair up (the grids are checked when the files are read)
+                from .io.files import match_pairs
+
+                match_pairs(contrast_files(args.paired_t1, Contrast.T1, None, "--paired-t1"), contrast_files(args.paired_t2, Contrast.T2, None, "--paired-t2"),
+                            ("--paired-t1 file", "--paired-t2 file"), "t1/sub01.nii.gz and t2/sub01.nii.gz")
             run_dir = prepare_run_folder(args.out, resume=args.resume, overwrite=args.overwrite)
         except InputError as e:
             refused = e
@@ -235,7 +245,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                 cfg = with_data_fingerprint(cfg, t1_src, t2_src)
             t1 = load_domain(t1_src, cfg.data, "T1 input")
             t2 = load_domain(t2_src, cfg.data, "T2 input")
-            trainer = Trainer(cfg, t1, t2, run_dir, dist=dist, best_by_drift=not (validation is not None and validation.paired))
+            pairs = load_pairs(args.paired_t1, args.paired_t2, cfg.data) if args.paired_t1 else None
+            # checkpoints/best: the paired validation score when there is one; else the last epoch within the drift limits,
+            # unless pairs teach the model to leave the table (then 'last')
+            by_drift = not (validation is not None and validation.paired) and pairs is None
+            trainer = Trainer(cfg, t1, t2, run_dir, dist=dist, best_by_drift=by_drift, pairs=pairs)
             hooks = EpochHooks(trainer, validation, args.tensorboard, (str(args.t1), str(args.t2))) if dist.is_main else None
             trainer.fit(resume=args.resume, progress=not args.quiet, on_epoch=hooks)
             if hooks is not None:
@@ -251,7 +265,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if trainer.drifts:
             from .faithfulness import verdict
 
-            print(f"verdict: {verdict(trainer.drifts)[1]}")
+            print(f"verdict: {verdict(trainer.drifts, trainer.n_pairs)[1]}")
     return EXIT_OK
 
 
@@ -395,6 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-t1", help="paired validation: T1 files/folder, matched by name with --val-t2; scored after every epoch "
                                     "(val.csv, val.png, checkpoints/best.safetensors)")
     t.add_argument("--val-t2", help="paired validation: the same subjects' T2 files/folder")
+    t.add_argument("--paired-t1", help="semi-supervised: T1 files/folder of subjects that also have a T2, co-registered on one voxel "
+                                       "grid and matched by name with --paired-t2; each batch also gets patches of these pairs, and "
+                                       "each translation of them is held to its pair's truth (--lambda-paired)")
+    t.add_argument("--paired-t2", help="the same subjects' T2 files/folder, on the same grids as --paired-t1")
     t.add_argument("--tensorboard", action="store_true", help="also log losses, learning rate, validation and samples to "
                                                               "OUT/tensorboard (needs: pip install 'mri-cyclegan[tensorboard]')")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.safetensors")

@@ -202,6 +202,8 @@ class TrainConfig:
     anchor_rim_width: int = 3  # pixels: how deep that rim reaches inside the outline
     anchor_rim_border: bool = True  # the rim also runs along each training patch's edge (where the generator has the least context)
     lambda_structure: float = 1.0  # edges of G(x) aligned with those of x (normalised gradient fields); 0 = off
+    lambda_paired: float = 10.0  # with co-registered pairs (train --paired-t1/--paired-t2): L1 of each translation against its pair's truth
+    paired_batch: int = 1  # with pairs: patches of co-registered pairs added to each batch (at the same place in both contrasts)
     ema_decay: float = 0.0  # > 0: samples, the safety net and checkpoints use this running average of the generators' weights (0 = the last iterate)
     pool_size: int = 50
     save_every: int = 5  # also keep a checkpoint every N epochs (0 = only 'last')
@@ -231,6 +233,8 @@ class TrainConfig:
         _check_range("anchor_rim", self.anchor_rim, 0, 1e4)
         _check_range("anchor_rim_width", self.anchor_rim_width, 1, 256)
         _check_range("lambda_structure", self.lambda_structure, 0, 1e4)
+        _check_range("lambda_paired", self.lambda_paired, 0, 1e4)
+        _check_range("paired_batch", self.paired_batch, 1, 4096)
         if not 0 <= self.ema_decay < 1:
             raise InputError(f"ema_decay must be in [0, 1) (0 = off; 0.99 averages about the last 100 iterations); got {self.ema_decay!r}")
         _check_range("pool_size", self.pool_size, 0, 100_000)

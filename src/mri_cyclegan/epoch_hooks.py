@@ -39,7 +39,7 @@ class EpochHooks:
         paired = self.validation is None or self.validation.validation.paired
         write_model_card(trainer.run_dir, trainer.config, trainer.t1.summary(), trainer.t2.summary(), trainer.epoch, trainer.step,
                          trainer.elapsed, rows, paired=paired, device=f"{trainer.device}, {trainer.precision}", sources=self.sources,
-                         drifts=trainer.drifts)
+                         drifts=trainer.drifts, pairs_summary=trainer.paired_batches.pairs.t1.summary() if trainer.paired_batches else None)
 
     def finish(self, trainer) -> None:
         self.card(trainer)

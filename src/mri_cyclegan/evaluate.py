@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .io.files import match_pairs  # noqa: F401 -- pairing by file name: one definition, in io
 from .io.geometry import AXES
 from .directions import Direction
 from .metrics import ERROR_THRESHOLD, SLICE_METRICS, VOLUME_METRICS, Scored, score, to_unit, unit_magnitude
@@ -47,32 +48,6 @@ def orthogonal_views(volume: np.ndarray, mask: np.ndarray) -> list[tuple[str, tu
 
 def view(volume: np.ndarray, index: tuple) -> np.ndarray:
     return np.rot90(volume[index])
-
-
-def match_pairs(pred_files: Sequence[Path], ref_files: Sequence[Path]) -> list[tuple[Path, Path]]:
-    """Pair files by name (extension ignored; a trailing '_fake'/'_pred', and a contrast tag '_T1w'/'_T2w'/'_t1'/'_t2'
-    as in BIDS, tolerated)."""
-    from .errors import InputError
-
-    def key(p: Path) -> str:
-        name = p.name.lower()
-        for ext in (".nii.gz", ".nii", p.suffix.lower()):
-            if ext and name.endswith(ext):
-                name = name[: -len(ext)]
-                break
-        for tail in ("_fake", "_pred", "_translated"):
-            name = name.removesuffix(tail)
-        for tail in ("_t1w", "_t2w", "_t1", "_t2"):
-            name = name.removesuffix(tail)
-        return name
-
-    if len(pred_files) == 1 and len(ref_files) == 1:
-        return [(pred_files[0], ref_files[0])]
-    refs = {key(r): r for r in ref_files}
-    pairs = [(p, refs[key(p)]) for p in pred_files if key(p) in refs]
-    if not pairs:
-        raise InputError("no prediction matches a reference by file name; name them alike (e.g. pred/slice_01.png and ref/slice_01.png)")
-    return pairs
 
 
 # ---------------------------------------------------------------------------- files

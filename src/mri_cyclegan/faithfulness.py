@@ -78,9 +78,17 @@ def drift(sources: list[np.ndarray], translated: list[np.ndarray], lookup: list[
     return Drift(tissue_drift, rim_sum / rim_n if rim_n else 0.0)
 
 
-def verdict(drifts: dict[str, Drift]) -> tuple[bool, str]:
-    """(model is the safer choice, one sentence saying why) from each direction's drift."""
+def verdict(drifts: dict[str, Drift], n_pairs: int = 0) -> tuple[bool, str]:
+    """(model is the safer choice, one sentence saying why) from each direction's drift. A model trained with
+    ``n_pairs`` co-registered pairs may move away from the lookup table because the pairs corrected it: then a drift
+    is not a verdict, and the sentence says how to decide instead."""
     bad = {d: v for d, v in drifts.items() if not v.within_limits}
+    if bad and n_pairs:
+        why = "; ".join(f"{d} {v.describe()}" for d, v in bad.items())
+        return False, (f"training with {n_pairs} co-registered pair(s) moved the translation away from the lookup table ({why}; limits "
+                      f"{TISSUE_LIMIT} per tissue, {BOUNDARY_LIMIT} at the outline), which is what pairs are for when the table is wrong "
+                      f"and a warning when they are few; only a held-out pair can tell: score one with --val-t1/--val-t2, or translate "
+                      f"it and run 'mri-cyclegan evaluate --pred FAKE --ref TRUE --input SRC --model RUN'")
     if not bad:
         worst = max(drifts.items(), key=lambda kv: kv[1].worst[1])
         return True, (f"this model is the safer choice for your data: it adds detail to the lookup table without moving any tissue "

@@ -29,6 +29,11 @@ def identity_loss(same: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(same.float(), real.float())
 
 
+def paired_loss(translated: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """L1 between the translation of a co-registered patch and the same place in the other contrast (its truth)."""
+    return F.l1_loss(translated.float(), truth.float())
+
+
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian low-pass of (N, C, H, W) per channel (truncated at 3 sigma, reflect padding)."""
     r = max(1, int(3 * sigma + 0.5))

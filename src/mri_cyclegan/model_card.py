@@ -29,7 +29,7 @@ def _set_rows(name: str, s: dict) -> list[str]:
 
 def write_model_card(run_dir: str | Path, config, t1_summary: dict, t2_summary: dict, epoch: int, step: int, seconds: float,
                      validation: list[dict[str, float]] | None = None, paired: bool = True, device: str = "", sources: tuple[str, str] = ("", ""),
-                     drifts: dict | None = None) -> Path:
+                     drifts: dict | None = None, pairs_summary: dict | None = None) -> Path:
     d = Path(run_dir)
     tc, mc, dc = config.train, config.model, config.data
     lines = [
@@ -51,9 +51,12 @@ def write_model_card(run_dir: str | Path, config, t1_summary: dict, t2_summary: 
         "|---|---|---|---|---|---|---|",
         *_set_rows(f"T1 `{sources[0]}`" if sources[0] else "T1", t1_summary),
         *_set_rows(f"T2 `{sources[1]}`" if sources[1] else "T2", t2_summary),
+        *(_set_rows("co-registered pairs (T1 side)", pairs_summary) if pairs_summary else []),
         "",
         "The two sets are unpaired. The model learns to match the target set's intensity distribution, so its outputs "
-        "inherit that set's tissue proportions and contrast (scanner, sequence, field strength): outside them, expect errors.",
+        "inherit that set's tissue proportions and contrast (scanner, sequence, field strength): outside them, expect errors."
+        + (f" Every batch also held {tc.paired_batch} patch(es) of {pairs_summary['files']} co-registered T1/T2 pair(s), each "
+           f"translation of them held to its pair's truth (L1 × {tc.lambda_paired:g}): semi-supervised." if pairs_summary else ""),
         "",
         "## Training",
         f"- {epoch} epoch(s), {step} iterations, batch {tc.batch_size}, Adam lr {tc.lr:g} (β1 {tc.beta1}), λ_cycle {tc.lambda_cycle:g}, "
@@ -107,7 +110,7 @@ def write_model_card(run_dir: str | Path, config, t1_summary: dict, t2_summary: 
         for direction, d_ in drifts.items():
             lines.append(f"| {direction} | " + " | ".join(f"{v:.3f}" for v in d_.tissue.values()) + f" | {d_.boundary:.3f} | "
                          f"{'yes' if d_.within_limits else '**no**'} |")
-        lines += ["", f"**Verdict:** {verdict(drifts)[1]}."]
+        lines += ["", f"**Verdict:** {verdict(drifts, pairs_summary['files'] if pairs_summary else 0)[1]}."]
     lines += [
         "",
         "## Intended use",

@@ -39,7 +39,7 @@ class ValidationPair:
 
 def make_validation(t1: str | Path, t2: str | Path, max_files: int = 16):
     """PairedValidation when file names pair up, else UnpairedValidation (a proxy, said in the log)."""
-    from .evaluate import match_pairs
+    from .io.files import match_pairs
 
     from .io.bids import contrast_files
 
@@ -61,7 +61,8 @@ class PairedValidation:
 
     def __init__(self, t1: str | Path | list[Path], t2: str | Path | list[Path], max_pairs: int = 16,
                  directions: tuple[Direction, ...] = DIRECTIONS) -> None:
-        from .evaluate import load_canonical, match_pairs
+        from .evaluate import load_canonical
+        from .io.files import match_pairs
 
         self.directions = tuple(Direction(d) for d in directions)
         self.examples: list = []  # (direction, source, prediction, reference) of the first pair, [0, 1], after score()

@@ -35,7 +35,7 @@ def reals():
 def test_generator_objective_terms_by_hand(lambda_identity):
     tc = TrainConfig(lambda_cycle=10.0, lambda_identity=lambda_identity, lambda_anchor=0.0, lambda_structure=0.0)
     obj = GeneratorObjective(G12, G21, tc)
-    total, gan, cycle, idt, faith, fake_t1, fake_t2 = obj(*reals(), D1, D2)
+    total, gan, cycle, idt, faith, paired, fake_t1, fake_t2 = obj(*reals(), D1, D2)
     fake_t2_v, fake_t1_v = 2 * A, B + 1  # G12(real T1), G21(real T2)
     assert torch.allclose(fake_t2, torch.tensor(fake_t2_v)) and torch.allclose(fake_t1, torch.tensor(fake_t1_v))
     # D_T2 judges the fake T2 and D_T1 the fake T1, both against the 'real' label (LSGAN)
@@ -44,8 +44,30 @@ def test_generator_objective_terms_by_hand(lambda_identity):
     assert cycle.item() == pytest.approx(10 * (abs(2 * A + 1 - A) + abs(2 * (B + 1) - B)))
     # identity: G12 on a real T2 should leave it, G21 on a real T1 should leave it
     assert idt.item() == pytest.approx(10 * lambda_identity * (abs(2 * B - B) + abs(A + 1 - A)))
-    assert faith.item() == 0.0
+    assert faith.item() == 0.0 and paired.item() == 0.0  # no pairs in the batch
     assert total.item() == pytest.approx(gan.item() + cycle.item() + idt.item())
+
+
+def test_paired_term_by_hand_and_faithfulness_left_to_the_unpaired_samples():
+    """The last n_paired samples are co-registered pairs: each translation of them is compared with the other
+    contrast's patch (L1, x lambda_paired), each direction with its own truth; the anchor/structure terms see only the
+    unpaired samples (for a pair the truth is known)."""
+    from mri_cyclegan.losses import structure_loss
+
+    g = torch.Generator().manual_seed(1)
+    real_t1, real_t2 = torch.rand(3, 1, 12, 12, generator=g), torch.rand(3, 1, 12, 12, generator=g)
+    tc = TrainConfig(lambda_cycle=0.0, lambda_anchor=0.0, lambda_structure=1.0, lambda_paired=7.0)
+    g12, g21 = Affine(-1.0), Affine(1.0, 0.1)
+    total, gan, cycle, idt, faith, paired, fake_t1, fake_t2 = GeneratorObjective(g12, g21, tc)(real_t1, real_t2, D1, D2, n_paired=1)
+    expected = 7.0 * ((-real_t1[2:] - real_t2[2:]).abs().mean() + (real_t2[2:] + 0.1 - real_t1[2:]).abs().mean())
+    assert paired.item() == pytest.approx(expected.item())
+    crossed = 7.0 * ((-real_t1[2:] - real_t1[2:]).abs().mean() + (real_t2[2:] + 0.1 - real_t2[2:]).abs().mean())
+    assert abs(crossed.item() - paired.item()) > 0.1 * paired.item()
+    assert faith.item() == pytest.approx((structure_loss(real_t1[:2], fake_t2[:2]) + structure_loss(real_t2[:2], fake_t1[:2])).item())
+    assert total.item() == pytest.approx(gan.item() + faith.item() + paired.item())
+    # all samples paired: no faithfulness term at all
+    *_, faith_all, paired_all, _, _ = GeneratorObjective(g12, g21, tc)(real_t1, real_t2, D1, D2, n_paired=3)
+    assert faith_all.item() == 0.0 and paired_all.item() > 0
 
 
 def test_discriminator_objective_by_hand():
@@ -64,7 +86,7 @@ def test_structure_and_anchor_terms_are_wired_to_their_own_direction():
     g = torch.Generator().manual_seed(0)
     real_t1, real_t2 = torch.rand(2, 1, 12, 12, generator=g), torch.rand(2, 1, 12, 12, generator=g)
     obj = GeneratorObjective(Affine(-1.0), Affine(1.0, 0.1), tc)
-    *_, faith, fake_t1, fake_t2 = obj(real_t1, real_t2, D1, D2)
+    *_, faith, _, fake_t1, fake_t2 = obj(real_t1, real_t2, D1, D2)
     # each translation's edges are compared with its own input's
     expected = structure_loss(real_t1, fake_t2) + structure_loss(real_t2, fake_t1)
     assert faith.item() == pytest.approx(expected.item())
@@ -85,7 +107,7 @@ def test_rim_weighted_anchor_uses_each_direction_own_input_outline():
     real_t1, real_t2 = -torch.ones(1, 1, 24, 24), -torch.ones(1, 1, 24, 24)
     real_t1[..., 4:20, 4:20], real_t2[..., 8:16, 6:18] = 0.4, 0.7  # two different outlines
     obj = GeneratorObjective(WithPrior(1.0, 0.2), WithPrior(1.0, -0.1), tc)
-    *_, faith, fake_t1, fake_t2 = obj(real_t1, real_t2, D1, D2)
+    *_, faith, _, fake_t1, fake_t2 = obj(real_t1, real_t2, D1, D2)
     expected = (anchor_loss(fake_t2, real_t1, tc.anchor_sigma, outline_rim(real_t1), 10.0)
                 + anchor_loss(fake_t1, real_t2, tc.anchor_sigma, outline_rim(real_t2), 10.0))
     assert faith.item() == pytest.approx(expected.item())

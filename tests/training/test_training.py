@@ -52,27 +52,32 @@ def test_pool_behaviour():
     assert torch.equal(ImagePool(0, torch.Generator()).query(a), a)
 
 
-def _trainer(cfg, folders, run):
-    return Trainer(cfg, load_domain(folders[0], cfg.data), load_domain(folders[1], cfg.data), run)
+def _trainer(cfg, folders, run, pairs=None):
+    return Trainer(cfg, load_domain(folders[0], cfg.data), load_domain(folders[1], cfg.data), run, pairs=pairs)
 
 
-@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
-def test_resume_equals_uninterrupted(tiny_config, image_folders, tmp_path, ema_decay):
+@pytest.mark.parametrize("ema_decay,paired", [(0.0, False), (0.9, False), (0.0, True)])
+def test_resume_equals_uninterrupted(tiny_config, image_folders, tmp_path, ema_decay, paired):
     """Interrupted after epoch 1 and resumed == never interrupted, bit for bit: weights, optimizers, LR, the data
     sampler's RNG and the image pools (size 2, so they are full and drawn from by the time of the interruption),
-    and the weight average with its raw weights."""
+    the weight average with its raw weights, and the paired sampler's RNG."""
+    from mri_cyclegan.data.dataset import load_pairs
+
+    from tests.data.test_pairs import make_paired_folders
+
     cfg = tiny_config.replace(**{"train.pool_size": 2, "train.epochs": 3, "train.ema_decay": ema_decay})
-    full = _trainer(cfg, image_folders, tmp_path / "full")
+    pairs = load_pairs(*make_paired_folders(tmp_path / "pairs"), cfg.data) if paired else None
+    full = _trainer(cfg, image_folders, tmp_path / "full", pairs)
     full.fit(progress=False)
 
     def stop(trainer):
         raise KeyboardInterrupt  # after epoch 1's checkpoint, like Ctrl-C
 
-    half = _trainer(cfg, image_folders, tmp_path / "half")
+    half = _trainer(cfg, image_folders, tmp_path / "half", pairs)
     with pytest.raises(KeyboardInterrupt):
         half.fit(progress=False, on_epoch=stop)
     assert len(half.pool_t1.images) == 2
-    resumed = _trainer(cfg, image_folders, tmp_path / "half")
+    resumed = _trainer(cfg, image_folders, tmp_path / "half", pairs)
     resumed.fit(resume=True, progress=False)
     assert resumed.step == full.step == 6
     for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
@@ -80,6 +85,27 @@ def test_resume_equals_uninterrupted(tiny_config, image_folders, tmp_path, ema_d
     rows_full = (tmp_path / "full" / "losses.csv").read_text().splitlines()
     rows_resumed = (tmp_path / "half" / "losses.csv").read_text().splitlines()
     assert rows_full == rows_resumed
+
+
+def test_pairs_are_appended_to_every_batch_and_held_to_their_truth(tiny_config, image_folders, tmp_path):
+    from mri_cyclegan.data.dataset import load_pairs
+
+    from tests.data.test_pairs import make_paired_folders
+
+    cfg = tiny_config.replace(**{"train.paired_batch": 3})
+    t = _trainer(cfg, image_folders, tmp_path / "r", pairs=load_pairs(*make_paired_folders(tmp_path / "pairs"), cfg.data))
+    a, b, n = t.next_batch()
+    assert n == 3 and a.shape[0] == b.shape[0] == cfg.train.batch_size + 3
+    assert ((a[-3:] > -0.95) == (b[-3:] > -0.95)).float().mean() > 0.97  # the paired ones: the same place
+    assert t.train_step(a, b, n)["loss_paired"] > 0
+    t.fit(progress=False)
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "r" / "losses.csv").open()))
+    assert rows and all(float(r["loss_paired"]) > 0 for r in rows)
+    assert "paired_batches/generator" in load_checkpoint(tmp_path / "r")[0]
+    unpaired = _trainer(tiny_config, image_folders, tmp_path / "u")
+    assert unpaired.next_batch()[2] == 0 and unpaired.train_step(*unpaired.next_batch())["loss_paired"] == 0
 
 
 def test_same_seed_same_losses(tiny_config, image_folders, tmp_path):

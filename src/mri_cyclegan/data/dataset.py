@@ -1,4 +1,5 @@
-"""Unpaired slice data: decode and preprocess once, keep in memory, sample T1 and T2 patches independently."""
+"""Slice data: decode and preprocess once, keep in memory, sample T1 and T2 patches independently (unpaired), and,
+when the user has them, patches of co-registered T1/T2 pairs at the same place (paired)."""
 
 from __future__ import annotations
 
@@ -106,14 +107,18 @@ def usable_slices(stack: np.ndarray, min_foreground: float, candidates: list[int
     return [k for k in ks if foreground_fraction(stack[k]) >= max(min_foreground, 1e-6)]
 
 
+def _source(path: Path, vol: Volume, geom) -> dict:
+    """What a file was (Stack.source, for the model card): shape, spacing, intensity window, format."""
+    name = path.name.lower()
+    fmt = "nii.gz" if name.endswith(".nii.gz") else path.suffix.lower().lstrip(".") or "dicom"
+    return {"shape": list(geom.file_shape), "spacing": [round(s, 4) for s in vol.spacing] if geom.is_volume else None,
+            "window": [float(geom.lo), float(geom.hi)], "format": "dicom" if is_dicom(path) else fmt}
+
+
 def _load_file(path: Path, pre: Preprocessor, min_foreground: float) -> Stack:
     vol = read_any(path)
     stack, geom = pre.forward(vol)
-    name = path.name.lower()
-    fmt = "nii.gz" if name.endswith(".nii.gz") else path.suffix.lower().lstrip(".") or "dicom"
-    source = {"shape": list(geom.file_shape), "spacing": [round(s, 4) for s in vol.spacing] if geom.is_volume else None,
-              "window": [float(geom.lo), float(geom.hi)], "format": "dicom" if is_dicom(path) else fmt}
-    return Stack(path.name, torch.from_numpy(stack).half(), usable_slices(stack, min_foreground), source)
+    return Stack(path.name, torch.from_numpy(stack).half(), usable_slices(stack, min_foreground), _source(path, vol, geom))
 
 
 def median_plane_spacing(files: list[Path], cfg: DataConfig) -> float:
@@ -165,6 +170,20 @@ def load_domain(path: str | Path | list[Path], cfg: DataConfig, what: str = "inp
     return out
 
 
+def augmented_patches(windows: list[torch.Tensor], size: tuple[int, int], cfg: DataConfig, generator: torch.Generator, rank: int = 0,
+                      per_rank: int | None = None) -> torch.Tensor:
+    """One training patch per (K, h, w) window (:func:`foreground_patches`), each augmented on its own (one flip and
+    affine for all its channels), cut with a margin so that rotation/scaling never pulls in empty corners; under DDP
+    only this rank's ``per_rank`` share of them is returned. (N, K, size[0], size[1])."""
+    margin = 0 if not (cfg.rotate_deg or cfg.scale or cfg.translate) else max(2, round(0.125 * max(size)))
+    big = foreground_patches(windows, (size[0] + 2 * margin, size[1] + 2 * margin), generator)
+    if cfg.flip or cfg.rotate_deg or cfg.scale or cfg.translate:
+        big = random_flip_affine(big, generator, cfg.flip, cfg.rotate_deg, cfg.scale, cfg.translate)
+    n = per_rank or big.shape[0]
+    out = big[rank * n : (rank + 1) * n]
+    return out[:, :, margin : margin + size[0], margin : margin + size[1]].contiguous()
+
+
 class UnpairedBatches:
     """Infinite unpaired sampling: T1 and T2 slices drawn independently; from each, one patch around
     foreground, augmented on its own. Randomness comes from one seeded generator (saved in checkpoints).
@@ -189,19 +208,9 @@ class UnpairedBatches:
             h, w = (max(a, b) for a, b in zip(t1.max_shape, t2.max_shape))
             self.size = (-(-h // multiple) * multiple, -(-w // multiple) * multiple)
 
-    def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        c = self.cfg
-        if c.flip or c.rotate_deg or c.scale or c.translate:
-            x = random_flip_affine(x, self.generator, c.flip, c.rotate_deg, c.scale, c.translate)
-        return x
-
     def _draw(self, data: SliceSet) -> torch.Tensor:
         idx = torch.randint(0, len(data), (self.batch_size * self.world_size,), generator=self.generator).tolist()
-        # a margin around each patch so that rotation/scaling never pulls in empty corners
-        margin = 0 if not (self.cfg.rotate_deg or self.cfg.scale or self.cfg.translate) else max(2, round(0.125 * max(self.size)))
-        big = foreground_patches(data.windows(idx), (self.size[0] + 2 * margin, self.size[1] + 2 * margin), self.generator)
-        out = self._augment(big)[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
-        return out[:, :, margin : margin + self.size[0], margin : margin + self.size[1]].contiguous()
+        return augmented_patches(data.windows(idx), self.size, self.cfg, self.generator, self.rank, self.batch_size)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, K, P, P) T1 and T2 batches."""
@@ -214,4 +223,79 @@ class UnpairedBatches:
         self.generator.set_state(state["generator"])
 
 
-__all__ = ["SliceSet", "Stack", "UnpairedBatches", "context_windows", "load_domain", "median_plane_spacing", "usable_slices"]
+@dataclass
+class PairedSet:
+    """Co-registered T1/T2 files of the same subjects (or slices), each pair on one model-space grid: a T1 window and
+    the T2 window at the same index show the same anatomy at the same place."""
+
+    t1: SliceSet
+    t2: SliceSet
+
+    def __len__(self) -> int:
+        return len(self.t1)
+
+    @property
+    def max_shape(self) -> tuple[int, int]:
+        return self.t1.max_shape
+
+    def windows(self, indices: list[int]) -> list[torch.Tensor]:
+        """(2K, h, w) per index: the T1 window's channels, then the T2 window's."""
+        return [torch.cat([self.t1.window(i), self.t2.window(i)], 0) for i in indices]
+
+
+def load_pairs(t1: str | Path | list[Path], t2: str | Path | list[Path], cfg: DataConfig, what: str = "--paired-t1/--paired-t2") -> PairedSet:
+    """T1 and T2 files matched by name (:func:`mri_cyclegan.io.files.match_pairs`), each pair read through the same
+    preprocessing as the unpaired sets and required to land on one grid (same model-space shape; for volumes the same
+    affine), so that the same index is the same place in both. Slices usable in both files are kept."""
+    from ..errors import InputError
+    from ..io.files import match_pairs
+
+    pairs = match_pairs(_files(t1, what), _files(t2, what), ("--paired-t1 file", "--paired-t2 file"), "t1/sub01.nii.gz and t2/sub01.nii.gz")
+    pre = Preprocessor(cfg)
+    stacks1, stacks2 = [], []
+    for f1, f2 in pairs:
+        v1, v2 = read_any(f1), read_any(f2)
+        (a, g1), (b, g2) = pre.forward(v1), pre.forward(v2)
+        same_grid = a.shape == b.shape and (not g1.is_volume or np.allclose(v1.affine, v2.affine, atol=1e-3))
+        if not same_grid:
+            raise InputError(f"{what}: {f1.name} ({'x'.join(map(str, v1.shape))}) and {f2.name} ({'x'.join(map(str, v2.shape))}) are not on "
+                             "one voxel grid; paired training needs each pair co-registered and resampled to one grid (e.g. with "
+                             "ANTs, FSL FLIRT or SimpleITK), or leave them out of --paired-t1/--paired-t2")
+        both = sorted(set(usable_slices(a, cfg.min_foreground)) & set(usable_slices(b, cfg.min_foreground)))
+        stacks1.append(Stack(f1.name, torch.from_numpy(a).half(), both, _source(f1, v1, g1)))
+        stacks2.append(Stack(f2.name, torch.from_numpy(b).half(), both, _source(f2, v2, g2)))
+    out = PairedSet(SliceSet(stacks1, cfg.context_slices), SliceSet(stacks2, cfg.context_slices))
+    if not len(out):
+        raise InputError(f"{what}: no slice has enough foreground in both files of a pair (min_foreground={cfg.min_foreground})")
+    log.info("paired: %d slices from %d co-registered T1/T2 pairs", len(out), len(pairs))
+    return out
+
+
+class PairedBatches:
+    """Infinite paired sampling: a pair's slice, one patch at the same place in both contrasts, augmented with the
+    same flip and affine (so the two stay registered). Its own seeded generator (saved in checkpoints); sharded over
+    DDP ranks like :class:`UnpairedBatches`."""
+
+    def __init__(self, pairs: PairedSet, cfg: DataConfig, size: tuple[int, int], batch_size: int, seed: int, rank: int = 0,
+                 world_size: int = 1) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.pairs, self.cfg, self.size, self.batch_size = pairs, cfg, size, batch_size
+        self.rank, self.world_size = rank, world_size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, K, P, P) T1 and T2 patches of the same places."""
+        idx = torch.randint(0, len(self.pairs), (self.batch_size * self.world_size,), generator=self.generator).tolist()
+        both = augmented_patches(self.pairs.windows(idx), self.size, self.cfg, self.generator, self.rank, self.batch_size)
+        k = both.shape[1] // 2
+        return both[:, :k].contiguous(), both[:, k:].contiguous()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.generator.set_state(state["generator"])
+
+
+__all__ = ["PairedBatches", "PairedSet", "SliceSet", "Stack", "UnpairedBatches", "load_pairs", "context_windows", "load_domain", "median_plane_spacing", "usable_slices"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from ..errors import InputError
 from .dicom import DICOM_EXTENSIONS, group_series, looks_like_dicom
@@ -57,3 +58,29 @@ def list_inputs(path: str | Path, what: str = "input") -> list[Path]:
     if not files:
         raise InputError(f"{what} folder {p} holds no {SUPPORTED}")
     return sorted(files)
+
+
+def match_pairs(pred_files: Sequence[Path], ref_files: Sequence[Path], names: tuple[str, str] = ("prediction", "reference"),
+                example: str = "pred/slice_01.png and ref/slice_01.png") -> list[tuple[Path, Path]]:
+    """Pair files by name (extension ignored; a trailing '_fake'/'_pred', and a contrast tag '_T1w'/'_T2w'/'_t1'/'_t2'
+    as in BIDS, tolerated). The one pairing rule of ``evaluate``, paired validation and paired training; ``names`` and
+    ``example`` only word the error when nothing pairs."""
+    def key(p: Path) -> str:
+        name = p.name.lower()
+        for ext in (".nii.gz", ".nii", p.suffix.lower()):
+            if ext and name.endswith(ext):
+                name = name[: -len(ext)]
+                break
+        for tail in ("_fake", "_pred", "_translated"):
+            name = name.removesuffix(tail)
+        for tail in ("_t1w", "_t2w", "_t1", "_t2"):
+            name = name.removesuffix(tail)
+        return name
+
+    if len(pred_files) == 1 and len(ref_files) == 1:
+        return [(pred_files[0], ref_files[0])]
+    refs = {key(r): r for r in ref_files}
+    pairs = [(p, refs[key(p)]) for p in pred_files if key(p) in refs]
+    if not pairs:
+        raise InputError(f"no {names[0]} matches a {names[1]} by file name; name them alike (e.g. {example})")
+    return pairs

@@ -10,8 +10,8 @@ import torch
 
 from ..io.atomic import atomic_path
 
-LOSS_KEYS = ("loss_g", "loss_g_gan", "loss_cycle", "loss_identity", "loss_faithful", "loss_d")
-ADDED_LOSS_KEYS = ("loss_faithful",)  # columns a losses.csv written before they existed lacks (read as 0 on resume)
+LOSS_KEYS = ("loss_g", "loss_g_gan", "loss_cycle", "loss_identity", "loss_faithful", "loss_paired", "loss_d")
+ADDED_LOSS_KEYS = ("loss_faithful", "loss_paired")  # columns a losses.csv written before they existed lacks (read as 0 on resume)
 CSV_FIELDS = ("step", "epoch", *LOSS_KEYS, "lr")
 
 
@@ -133,7 +133,7 @@ def plot_losses(rows: list[dict[str, float]], path: Path, smooth: int = 0) -> No
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     for key, label in (("loss_g_gan", "generator (adversarial)"), ("loss_d", "discriminator"),
                        ("loss_cycle", "cycle (x λ)"), ("loss_identity", "identity (x λ·w)"),
-                       ("loss_faithful", "anchor + structure")):  # fmt: skip
+                       ("loss_faithful", "anchor + structure"), ("loss_paired", "paired (x λ)")):  # fmt: skip
         v = np.array([r[key] for r in rows])
         if not (v > 0).any():
             continue

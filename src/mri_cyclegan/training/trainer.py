@@ -14,7 +14,7 @@ import torch
 
 from ..baselines import histogram_matching_lut, inverse_histogram_lut, tissue_classes, tissue_values
 from ..config import Config
-from ..data.dataset import SliceSet, UnpairedBatches
+from ..data.dataset import PairedBatches, PairedSet, SliceSet, UnpairedBatches
 from ..data.patches import apply_whole
 from ..directions import Contrast, Direction
 from ..errors import InputError, TrainingDivergedError
@@ -66,7 +66,7 @@ class Trainer:
     """Owns the model, optimizers, pools and data sampler of one run folder."""
 
     def __init__(self, config: Config, t1: SliceSet, t2: SliceSet, run_dir: str | Path, dist: Distributed | None = None,
-                 best_by_drift: bool = True) -> None:
+                 best_by_drift: bool = True, pairs: PairedSet | None = None) -> None:
         self.config = config
         self.best_by_drift = best_by_drift  # no paired validation: checkpoints/best = the last epoch within the drift limits
         self.drifts: dict[str, Drift] = {}
@@ -104,6 +104,9 @@ class Trainer:
         self.pool_t2 = ImagePool(tc.pool_size, torch.Generator().manual_seed(tc.seed + 2 + r))
         self.batches = UnpairedBatches(t1, t2, config.data, tc.batch_size, seed=tc.seed + 3, multiple=self.model.size_multiple,
                                        rank=self.dist.rank, world_size=self.dist.world_size)
+        # co-registered pairs (semi-supervised): their patches are appended to every batch, from their own sampler
+        self.paired_batches = PairedBatches(pairs, config.data, self.batches.size, tc.paired_batch, seed=tc.seed + 4, rank=self.dist.rank,
+                                            world_size=self.dist.world_size) if pairs is not None else None
         self.iters_per_epoch = tc.iters_per_epoch or max(1, math.ceil(max(len(t1), len(t2)) / (tc.batch_size * self.dist.world_size)))
         self.step = 0
         self.epoch = 0
@@ -116,16 +119,30 @@ class Trainer:
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
 
-    def train_step(self, real_t1: torch.Tensor, real_t2: torch.Tensor) -> dict[str, float]:
-        """One CycleGAN iteration on (N, K, P, P) patches: update both generators, then both discriminators.
-        Under DDP each objective's gradients are averaged over the ranks; the returned losses are their means."""
+    @property
+    def n_pairs(self) -> int:
+        """How many co-registered pairs (files) training draws paired patches from (0: unpaired)."""
+        return len(self.paired_batches.pairs.t1.stacks) if self.paired_batches is not None else 0
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """(N, K, P, P) T1 and T2 patches and how many of them, at the end of both, are co-registered pairs."""
+        real_t1, real_t2 = self.batches.next()
+        if self.paired_batches is None:
+            return real_t1, real_t2, 0
+        p1, p2 = self.paired_batches.next()
+        return torch.cat([real_t1, p1]), torch.cat([real_t2, p2]), p1.shape[0]
+
+    def train_step(self, real_t1: torch.Tensor, real_t2: torch.Tensor, n_paired: int = 0) -> dict[str, float]:
+        """One CycleGAN iteration on (N, K, P, P) patches (the last ``n_paired`` of both co-registered pairs): update
+        both generators, then both discriminators. Under DDP each objective's gradients are averaged over the ranks;
+        the returned losses are their means."""
         m = self.model
         real_t1, real_t2 = self._to_device(real_t1), self._to_device(real_t2)
 
         # Generators: fool the discriminators, and come back to the input after a round trip.
         _set_requires_grad(m.discriminators(), False)
         with autocast(self.device, self.precision):
-            loss_g, loss_gan, loss_cycle, loss_idt, loss_faith, fake_t1, fake_t2 = self.g_objective(real_t1, real_t2, m.d_t1, m.d_t2)
+            loss_g, loss_gan, loss_cycle, loss_idt, loss_faith, loss_paired, fake_t1, fake_t2 = self.g_objective(real_t1, real_t2, m.d_t1, m.d_t2, n_paired)
         self._check_finite("generator", loss_g)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -144,7 +161,8 @@ class Trainer:
         loss_d.backward()
         self.opt_d.step()
 
-        values = torch.stack([loss_g.detach(), loss_gan.detach(), loss_cycle.detach(), loss_idt.detach(), loss_faith.detach(), loss_d.detach()]).float()
+        values = torch.stack([loss_g.detach(), loss_gan.detach(), loss_cycle.detach(), loss_idt.detach(), loss_faith.detach(), loss_paired.detach(),
+                              loss_d.detach()]).float()
         return dict(zip(LOSS_KEYS, all_mean(values, self.dist).cpu().tolist()))
 
     def _check_finite(self, what: str, loss: torch.Tensor) -> None:
@@ -262,8 +280,9 @@ class Trainer:
             self.average.into_checkpoint(tensors, MODEL)  # model/ = the average (what inference loads), the raw weights beside it
         groups_g = optimizer_to_tensors("opt_g", self.opt_g, tensors)
         groups_d = optimizer_to_tensors("opt_d", self.opt_d, tensors)
-        for name, obj in (("pool_t1", self.pool_t1), ("pool_t2", self.pool_t2), ("batches", self.batches)):
-            for k, v in obj.state_dict().items():
+        samplers = (("pool_t1", self.pool_t1), ("pool_t2", self.pool_t2), ("batches", self.batches), ("paired_batches", self.paired_batches))
+        for name, obj in samplers:
+            for k, v in (obj.state_dict() if obj is not None else {}).items():
                 tensors[f"{name}/{k}"] = v
         meta = {
             "config": self.config.to_dict(),
@@ -297,6 +316,10 @@ class Trainer:
         for name, obj in (("pool_t1", self.pool_t1), ("pool_t2", self.pool_t2)):
             obj.load_state_dict({k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(name + "/")}, self.device)
         self.batches.load_state_dict({"generator": tensors["batches/generator"]})
+        if self.paired_batches is not None:
+            if "paired_batches/generator" not in tensors:
+                raise InputError(f"--resume with --paired-t1/--paired-t2: {path} was trained without pairs; start a new run to add them")
+            self.paired_batches.load_state_dict({"generator": tensors["paired_batches/generator"]})
         self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
         self.iters_per_epoch = int(meta["iters_per_epoch"])
         self.elapsed = float(meta.get("elapsed", 0.0))
@@ -379,7 +402,7 @@ class Trainer:
             if self.config.train.minutes and not self._more(clock):  # COLLECTIVE (timed runs): every iteration, every rank
                 break
             lr = self._set_lr()
-            values = self.train_step(*self.batches.next())  # COLLECTIVE: DDP gradient all-reduce and the loss all_mean
+            values = self.train_step(*self.next_batch())  # COLLECTIVE: DDP gradient all-reduce and the loss all_mean
             self.step += 1
             done += 1
             if losses is not None:
