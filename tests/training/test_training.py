@@ -87,7 +87,7 @@ def test_resume_equals_uninterrupted(tiny_config, image_folders, tmp_path, ema_d
     assert rows_full == rows_resumed
 
 
-def test_pairs_are_appended_to_every_batch_and_held_to_their_truth(tiny_config, image_folders, tmp_path):
+def test_pairs_are_appended_to_every_batch_and_held_to_their_truth(tiny_config, image_folders, tmp_path, caplog):
     from mri_cyclegan.data.dataset import load_pairs
 
     from tests.data.test_pairs import make_paired_folders
@@ -106,6 +106,13 @@ def test_pairs_are_appended_to_every_batch_and_held_to_their_truth(tiny_config, 
     assert "paired_batches/generator" in load_checkpoint(tmp_path / "r")[0]
     unpaired = _trainer(tiny_config, image_folders, tmp_path / "u")
     assert unpaired.next_batch()[2] == 0 and unpaired.train_step(*unpaired.next_batch())["loss_paired"] == 0
+    # resuming across the two: a paired run without its pairs continues unpaired (said); pairs cannot join an unpaired run
+    with caplog.at_level("WARNING"):
+        unpaired.load(tmp_path / "r" / "checkpoints" / "last.safetensors")
+    assert "continues unpaired" in caplog.text
+    unpaired.save()
+    with pytest.raises(InputError, match="trained without pairs"):
+        _trainer(cfg, image_folders, tmp_path / "p", pairs=t.paired_batches.pairs).load(tmp_path / "u" / "checkpoints" / "last.safetensors")
 
 
 def test_same_seed_same_losses(tiny_config, image_folders, tmp_path):

@@ -320,6 +320,8 @@ class Trainer:
             if "paired_batches/generator" not in tensors:
                 raise InputError(f"--resume with --paired-t1/--paired-t2: {path} was trained without pairs; start a new run to add them")
             self.paired_batches.load_state_dict({"generator": tensors["paired_batches/generator"]})
+        elif "paired_batches/generator" in tensors:
+            log.warning("%s was trained with co-registered pairs; resumed without --paired-t1/--paired-t2, it continues unpaired", path)
         self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
         self.iters_per_epoch = int(meta["iters_per_epoch"])
         self.elapsed = float(meta.get("elapsed", 0.0))
