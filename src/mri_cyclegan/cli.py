@@ -245,7 +245,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                 cfg = with_data_fingerprint(cfg, t1_src, t2_src)
             t1 = load_domain(t1_src, cfg.data, "T1 input")
             t2 = load_domain(t2_src, cfg.data, "T2 input")
-            pairs = load_pairs(args.paired_t1, args.paired_t2, cfg.data) if args.paired_t1 else None
+            pairs = None
+            if args.paired_t1:  # files or folders, or a BIDS root's *_T1w / *_T2w (as --t1/--t2)
+                pairs = load_pairs(contrast_files(args.paired_t1, Contrast.T1, None, "--paired-t1"),
+                                   contrast_files(args.paired_t2, Contrast.T2, None, "--paired-t2"), cfg.data)
             # checkpoints/best: the paired validation score when there is one; else the last epoch within the drift limits,
             # unless pairs teach the model to leave the table (then 'last')
             by_drift = not (validation is not None and validation.paired) and pairs is None

@@ -50,9 +50,11 @@ def test_train_and_translate_bids(tmp_path):
 
     root = make_bids(tmp_path / "ds")
     run = tmp_path / "run"
-    assert main(["train", "--t1", str(root), "--t2", str(root), "--out", str(run), "--quiet", "--subjects", "01,02", *TRAIN_FLAGS]) == 0
+    assert main(["train", "--t1", str(root), "--t2", str(root), "--out", str(run), "--quiet", "--subjects", "01,02",
+                 "--paired-t1", str(root), "--paired-t2", str(root), *TRAIN_FLAGS]) == 0
     log = (run / "train.log").read_text()
     assert "3 *_T1w images" in log and "2 *_T2w images" in log
+    assert "from 2 co-registered T1/T2 pairs" in log  # a BIDS root as pairs: sub-01 and sub-02 ses-1 (ses-2 has no T2w)
     assert main(["translate", "--model", str(run), "--direction", "t1-to-t2", "--quiet", "--subjects", "02", str(root)]) == 0
     out = root / "derivatives" / "mri-cyclegan"
     made = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.nii.gz"))
