@@ -66,10 +66,10 @@ METHODS = {
     "rim_w8_nostruct": {"train.anchor_rim_width": 8, "train.anchor_rim": 10.0, "train.anchor_rim_border": False, "train.lambda_structure": 0.0},
     "rim_border": {"train.anchor_rim": 10.0, "train.anchor_rim_border": True},  # the rim also along each patch's edge
     "rim_30_border": {"train.anchor_rim": 30.0, "train.anchor_rim_border": True},  # today's default
-    "ema": {"train.ema_decay": 0.99},
+    "ema": {"train.ema_decay": 0.99},  # samples, safety net and checkpoint: the running average of the generators' weights
     # with --paired N: the pairs supervise the boundary, so the rim anchor (there because the unpaired loss got it wrong) may go
     "rim_off": {"train.anchor_rim": 0.0},
-    "paired_30": {"train.lambda_paired": 30.0},  # samples, safety net and checkpoint: the running average of the generators' weights
+    "paired_30": {"train.lambda_paired": 30.0},  # the pairs' L1 at three times the cycle loss's weight
     "pointwise": {"model.outline": "table"},  # the prior without outline unmixing (the default before it)
     "pointwise table": {"model.outline": "table"},  # untrained: the lookup table without outline unmixing
 }

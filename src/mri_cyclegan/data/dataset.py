@@ -234,10 +234,6 @@ class PairedSet:
     def __len__(self) -> int:
         return len(self.t1)
 
-    @property
-    def max_shape(self) -> tuple[int, int]:
-        return self.t1.max_shape
-
     def windows(self, indices: list[int]) -> list[torch.Tensor]:
         """(2K, h, w) per index: the T1 window's channels, then the T2 window's."""
         return [torch.cat([self.t1.window(i), self.t2.window(i)], 0) for i in indices]
