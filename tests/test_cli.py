@@ -208,6 +208,10 @@ def test_train_with_pairs_from_the_cli(image_folders, tmp_path, capsys):
     assert "--paired-t2" in _err(capsys) and not (tmp_path / "half").exists()
     assert main([*base, "--out", str(tmp_path / "nomatch"), "--paired-t1", str(p1), "--paired-t2", str(image_folders[1])]) == 2
     assert "no --paired-t1 file matches" in _err(capsys) and not (tmp_path / "nomatch").exists()
+    q1, q2 = make_paired_folders(tmp_path / "off_grid")
+    Image.fromarray(np.full((40, 40), 9, np.uint16)).save(q2 / "sub1_T2w.png")  # same name, another grid
+    assert main([*base, "--out", str(tmp_path / "offgrid"), "--paired-t1", str(q1), "--paired-t2", str(q2)]) == 2
+    assert "one voxel grid" in _err(capsys) and not (tmp_path / "offgrid").exists()
     out = tmp_path / "run"
     assert main([*base, "--out", str(out), "--paired-t1", str(p1), "--paired-t2", str(p2), "--lambda-paired", "5"]) == 0
     header, *rows = (out / "losses.csv").read_text().splitlines()

@@ -202,7 +202,7 @@ def _validation_inputs(args: argparse.Namespace):
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Single process, or one rank of a ``torchrun`` job (DDP; rank 0 alone writes the run folder)."""
-    from .data.dataset import load_domain, load_pairs, with_data_fingerprint
+    from .data.dataset import load_domain, load_pairs, paired_files, with_data_fingerprint
     from .errors import InputError
     from .io.bids import contrast_files
     from .runtime import broadcast_float, distributed_from_env, init_distributed, resolve_device
@@ -226,11 +226,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 contrast_files(args.t1, Contrast.T1, _subjects(args.subjects), "T1 input")
                 contrast_files(args.t2, Contrast.T2, _subjects(args.subjects), "T2 input")
             validation = _validation_inputs(args)
-            if args.paired_t1:  # names pair up (the grids are checked when the files are read)
-                from .io.files import match_pairs
-
-                match_pairs(contrast_files(args.paired_t1, Contrast.T1, None, "--paired-t1"), contrast_files(args.paired_t2, Contrast.T2, None, "--paired-t2"),
-                            ("--paired-t1 file", "--paired-t2 file"), "t1/sub01.nii.gz and t2/sub01.nii.gz")
+            if args.paired_t1:  # names pair up and each pair shares one grid, or nothing is written
+                paired_files(contrast_files(args.paired_t1, Contrast.T1, None, "--paired-t1"), contrast_files(args.paired_t2, Contrast.T2, None, "--paired-t2"))
             run_dir = prepare_run_folder(args.out, resume=args.resume, overwrite=args.overwrite)
         except InputError as e:
             refused = e

@@ -239,24 +239,36 @@ class PairedSet:
         return [torch.cat([self.t1.window(i), self.t2.window(i)], 0) for i in indices]
 
 
-def load_pairs(t1: str | Path | list[Path], t2: str | Path | list[Path], cfg: DataConfig, what: str = "--paired-t1/--paired-t2") -> PairedSet:
-    """T1 and T2 files matched by name (:func:`mri_cyclegan.io.files.match_pairs`), each pair read through the same
-    preprocessing as the unpaired sets and required to land on one grid (same model-space shape; for volumes the same
-    affine), so that the same index is the same place in both. Slices usable in both files are kept."""
+def paired_files(t1: str | Path | list[Path], t2: str | Path | list[Path], what: str = "--paired-t1/--paired-t2") -> list[tuple[Path, Path]]:
+    """T1 and T2 files matched by name (:func:`mri_cyclegan.io.files.match_pairs`), each pair checked to lie on one
+    voxel grid (same shape; for volumes the same affine), so that the same index is the same place in both after the
+    same preprocessing. An InputError naming both files otherwise. Reads the files: ``train`` calls it before it
+    touches the run folder."""
     from ..errors import InputError
     from ..io.files import match_pairs
 
     pairs = match_pairs(_files(t1, what), _files(t2, what), ("--paired-t1 file", "--paired-t2 file"), "t1/sub01.nii.gz and t2/sub01.nii.gz")
-    pre = Preprocessor(cfg)
-    stacks1, stacks2 = [], []
     for f1, f2 in pairs:
         v1, v2 = read_any(f1), read_any(f2)
-        (a, g1), (b, g2) = pre.forward(v1), pre.forward(v2)
-        same_grid = a.shape == b.shape and (not g1.is_volume or np.allclose(v1.affine, v2.affine, atol=1e-3))
-        if not same_grid:
+        if v1.shape != v2.shape or not np.allclose(v1.affine, v2.affine, atol=1e-3):
             raise InputError(f"{what}: {f1.name} ({'x'.join(map(str, v1.shape))}) and {f2.name} ({'x'.join(map(str, v2.shape))}) are not on "
                              "one voxel grid; paired training needs each pair co-registered and resampled to one grid (e.g. with "
                              "ANTs, FSL FLIRT or SimpleITK), or leave them out of --paired-t1/--paired-t2")
+    return pairs
+
+
+def load_pairs(t1: str | Path | list[Path], t2: str | Path | list[Path], cfg: DataConfig, what: str = "--paired-t1/--paired-t2") -> PairedSet:
+    """The pairs of :func:`paired_files`, each file read through the same preprocessing as the unpaired sets; the
+    slices usable in both files of a pair are kept."""
+    from ..errors import InputError
+
+    pre = Preprocessor(cfg)
+    stacks1, stacks2 = [], []
+    pairs = paired_files(t1, t2, what)
+    for f1, f2 in pairs:
+        v1, v2 = read_any(f1), read_any(f2)
+        (a, g1), (b, g2) = pre.forward(v1), pre.forward(v2)
+        assert a.shape == b.shape, (f1, f2)  # one grid in, one grid out (paired_files checked it)
         both = sorted(set(usable_slices(a, cfg.min_foreground)) & set(usable_slices(b, cfg.min_foreground)))
         stacks1.append(Stack(f1.name, torch.from_numpy(a).half(), both, _source(f1, v1, g1)))
         stacks2.append(Stack(f2.name, torch.from_numpy(b).half(), both, _source(f2, v2, g2)))
@@ -294,4 +306,4 @@ class PairedBatches:
         self.generator.set_state(state["generator"])
 
 
-__all__ = ["PairedBatches", "PairedSet", "SliceSet", "Stack", "UnpairedBatches", "load_pairs", "context_windows", "load_domain", "median_plane_spacing", "usable_slices"]
+__all__ = ["PairedBatches", "PairedSet", "SliceSet", "Stack", "UnpairedBatches", "load_pairs", "paired_files", "context_windows", "load_domain", "median_plane_spacing", "usable_slices"]
