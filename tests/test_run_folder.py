@@ -24,6 +24,25 @@ def test_a_run_with_only_validation_or_tensorboard_files_is_still_a_run(tmp_path
     assert holds_run(tmp_path)
 
 
+def test_a_refused_start_leaves_no_run_in_the_way(tmp_path, image_folders, capsys):
+    """A start refused while reading its inputs (a corrupt file) leaves only train.log; fixing the input and starting
+    again needs no --overwrite, and the new run's log is appended to it."""
+    from mri_cyclegan.cli import main
+
+    from tests.conftest import TRAIN_FLAGS
+
+    bad = image_folders[0] / "zz.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    args = ["train", "--t1", str(image_folders[0]), "--t2", str(image_folders[1]), "--out", str(tmp_path / "run"), "--quiet", *TRAIN_FLAGS]
+    assert main(args) == 2
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["train.log"] and not holds_run(tmp_path / "run")
+    first = (tmp_path / "run" / "train.log").read_text()
+    bad.unlink()
+    assert main(args) == 0
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert log.startswith(first) and "epoch 1" in log[len(first):] and holds_run(tmp_path / "run")
+
+
 def test_checkpoint_paths_and_their_run(tmp_path):
     layout = RunLayout(tmp_path)
     assert layout.checkpoint() == tmp_path / "checkpoints" / "last.safetensors"

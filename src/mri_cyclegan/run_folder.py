@@ -66,9 +66,10 @@ RUN_DIRS = RunLayout.DIRS
 
 
 def holds_run(folder: str | Path) -> bool:
-    """True when ``folder`` already holds (part of) a training run."""
+    """True when ``folder`` already holds (part of) a training run. A ``train.log`` alone is not one: it is what a start
+    refused while reading its inputs leaves (training writes ``config.json`` first), and the next start appends to it."""
     f = Path(folder)
-    return any((f / name).exists() for name in RUN_FILES + RUN_DIRS)
+    return any((f / name).exists() for name in RUN_FILES + RUN_DIRS if name != RunLayout.TRAIN_LOG)
 
 
 def prepare_run_folder(folder: str | Path, resume: bool, overwrite: bool, flag: str = "--out", shown: str | Path | None = None,
