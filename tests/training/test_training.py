@@ -56,7 +56,7 @@ def _trainer(cfg, folders, run, pairs=None):
     return Trainer(cfg, load_domain(folders[0], cfg.data), load_domain(folders[1], cfg.data), run, pairs=pairs)
 
 
-@pytest.mark.parametrize("ema_decay,paired", [(0.0, False), (0.9, False), (0.0, True)])
+@pytest.mark.parametrize("ema_decay,paired", [(0.9, False), (0.0, True)])  # the paired run also draws (and restores) unpaired batches
 def test_resume_equals_uninterrupted(tiny_config, image_folders, tmp_path, ema_decay, paired):
     """Interrupted after epoch 1 and resumed == never interrupted, bit for bit: weights, optimizers, LR, the data
     sampler's RNG and the image pools (size 2, so they are full and drawn from by the time of the interruption),
