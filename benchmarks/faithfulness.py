@@ -270,7 +270,7 @@ def run_case(case: str, methods: list[str], work: Path, args) -> dict:
     import torch
 
     from mri_cyclegan.config import Config
-    from mri_cyclegan.data.dataset import load_domain, load_pairs, with_data_fingerprint
+    from mri_cyclegan.data.dataset import load_domain, load_pairs, paired_files, with_data_fingerprint
     from mri_cyclegan.inference import Translator
     from mri_cyclegan.checkpoints import load_checkpoint
     from mri_cyclegan.training.trainer import Trainer
@@ -298,7 +298,7 @@ def run_case(case: str, methods: list[str], work: Path, args) -> dict:
             over["train.iters_per_epoch"] = args.volume_iters_per_epoch
         cfg = with_data_fingerprint(Config().replace(**over), root / "t1", root / "t2")
         t1, t2 = load_domain(root / "t1", cfg.data, "T1"), load_domain(root / "t2", cfg.data, "T2")
-        pairs = load_pairs(root / "pairs" / "t1", root / "pairs" / "t2", cfg.data) if args.paired and method not in UNTRAINED else None
+        pairs = load_pairs(paired_files(root / "pairs" / "t1", root / "pairs" / "t2"), cfg.data) if args.paired and method not in UNTRAINED else None
         torch.manual_seed(args.seed)
         trainer = Trainer(cfg, t1, t2, root / f"run_{method.replace(' ', '_')}", pairs=pairs)
         t0 = time.perf_counter()

@@ -200,9 +200,18 @@ def _validation_inputs(args: argparse.Namespace):
     return make_validation(args.val_t1, args.val_t2)
 
 
+def _paired_files(args: argparse.Namespace):
+    """--paired-t1/--paired-t2 (files, folders, or a BIDS root's *_T1w / *_T2w, as --t1/--t2) matched by name and
+    checked to share one grid per pair (:func:`mri_cyclegan.data.dataset.paired_files`)."""
+    from .data.dataset import paired_files
+    from .io.bids import contrast_files
+
+    return paired_files(contrast_files(args.paired_t1, Contrast.T1, None, "--paired-t1"), contrast_files(args.paired_t2, Contrast.T2, None, "--paired-t2"))
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Single process, or one rank of a ``torchrun`` job (DDP; rank 0 alone writes the run folder)."""
-    from .data.dataset import load_domain, load_pairs, paired_files, with_data_fingerprint
+    from .data.dataset import load_domain, load_pairs, with_data_fingerprint
     from .errors import InputError
     from .io.bids import contrast_files
     from .runtime import broadcast_float, distributed_from_env, init_distributed, resolve_device
@@ -219,7 +228,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         _setup_logging(False)
     cfg = resolve_train_config(args)
     device = init_distributed(dist, resolve_device(cfg.train.device))
-    run_dir, refused, validation = Path(args.out), None, None
+    run_dir, refused, validation, pair_files = Path(args.out), None, None, None
     if dist.is_main:
         try:  # everything that can refuse the inputs, before the run folder is touched
             with _silenced("mri_cyclegan.io.bids"):  # found again (and logged) once train.log exists
@@ -227,7 +236,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 contrast_files(args.t2, Contrast.T2, _subjects(args.subjects), "T2 input")
             validation = _validation_inputs(args)
             if args.paired_t1:  # names pair up and each pair shares one grid, or nothing is written
-                paired_files(contrast_files(args.paired_t1, Contrast.T1, None, "--paired-t1"), contrast_files(args.paired_t2, Contrast.T2, None, "--paired-t2"))
+                pair_files = _paired_files(args)
             run_dir = prepare_run_folder(args.out, resume=args.resume, overwrite=args.overwrite)
         except InputError as e:
             refused = e
@@ -243,9 +252,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             t1 = load_domain(t1_src, cfg.data, "T1 input")
             t2 = load_domain(t2_src, cfg.data, "T2 input")
             pairs = None
-            if args.paired_t1:  # files or folders, or a BIDS root's *_T1w / *_T2w (as --t1/--t2)
-                pairs = load_pairs(contrast_files(args.paired_t1, Contrast.T1, None, "--paired-t1"),
-                                   contrast_files(args.paired_t2, Contrast.T2, None, "--paired-t2"), cfg.data)
+            if args.paired_t1:  # checked by rank 0 above; the other ranks find them here
+                pairs = load_pairs(pair_files or _paired_files(args), cfg.data)
             # checkpoints/best: the paired validation score when there is one; else the last epoch within the drift limits,
             # unless pairs teach the model to leave the table (then 'last')
             by_drift = not (validation is not None and validation.paired) and pairs is None

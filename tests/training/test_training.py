@@ -61,12 +61,12 @@ def test_resume_equals_uninterrupted(tiny_config, image_folders, tmp_path, ema_d
     """Interrupted after epoch 1 and resumed == never interrupted, bit for bit: weights, optimizers, LR, the data
     sampler's RNG and the image pools (size 2, so they are full and drawn from by the time of the interruption),
     the weight average with its raw weights, and the paired sampler's RNG."""
-    from mri_cyclegan.data.dataset import load_pairs
+    from mri_cyclegan.data.dataset import load_pairs, paired_files
 
     from tests.data.test_pairs import make_paired_folders
 
     cfg = tiny_config.replace(**{"train.pool_size": 2, "train.epochs": 3, "train.ema_decay": ema_decay})
-    pairs = load_pairs(*make_paired_folders(tmp_path / "pairs"), cfg.data) if paired else None
+    pairs = load_pairs(paired_files(*make_paired_folders(tmp_path / "pairs")), cfg.data) if paired else None
     full = _trainer(cfg, image_folders, tmp_path / "full", pairs)
     full.fit(progress=False)
 
@@ -88,12 +88,12 @@ def test_resume_equals_uninterrupted(tiny_config, image_folders, tmp_path, ema_d
 
 
 def test_pairs_are_appended_to_every_batch_and_held_to_their_truth(tiny_config, image_folders, tmp_path, caplog):
-    from mri_cyclegan.data.dataset import load_pairs
+    from mri_cyclegan.data.dataset import load_pairs, paired_files
 
     from tests.data.test_pairs import make_paired_folders
 
     cfg = tiny_config.replace(**{"train.paired_batch": 3})
-    t = _trainer(cfg, image_folders, tmp_path / "r", pairs=load_pairs(*make_paired_folders(tmp_path / "pairs"), cfg.data))
+    t = _trainer(cfg, image_folders, tmp_path / "r", pairs=load_pairs(paired_files(*make_paired_folders(tmp_path / "pairs")), cfg.data))
     a, b, n = t.next_batch()
     assert n == 3 and a.shape[0] == b.shape[0] == cfg.train.batch_size + 3
     assert ((a[-3:] > -0.95) == (b[-3:] > -0.95)).float().mean() > 0.97  # the paired ones: the same place

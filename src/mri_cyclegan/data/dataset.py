@@ -257,14 +257,13 @@ def paired_files(t1: str | Path | list[Path], t2: str | Path | list[Path], what:
     return pairs
 
 
-def load_pairs(t1: str | Path | list[Path], t2: str | Path | list[Path], cfg: DataConfig, what: str = "--paired-t1/--paired-t2") -> PairedSet:
-    """The pairs of :func:`paired_files`, each file read through the same preprocessing as the unpaired sets; the
-    slices usable in both files of a pair are kept."""
+def load_pairs(pairs: list[tuple[Path, Path]], cfg: DataConfig, what: str = "--paired-t1/--paired-t2") -> PairedSet:
+    """The (T1, T2) file pairs of :func:`paired_files` (which checked them), each file read through the same
+    preprocessing as the unpaired sets; the slices usable in both files of a pair are kept."""
     from ..errors import InputError
 
     pre = Preprocessor(cfg)
     stacks1, stacks2 = [], []
-    pairs = paired_files(t1, t2, what)
     for f1, f2 in pairs:
         v1, v2 = read_any(f1), read_any(f2)
         (a, g1), (b, g2) = pre.forward(v1), pre.forward(v2)
