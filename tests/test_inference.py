@@ -67,7 +67,7 @@ def test_translate_path_writes_native_size_nifti_and_png(tmp_path):
     assert back.header["descrip"].tobytes().startswith(b"source")
     _, geom = tr.preprocessor.forward(Volume(np.asarray(img.dataobj, np.float32), vol.affine))
     assert np.abs(back.get_fdata() - np.clip(np.asarray(img.dataobj), geom.lo, geom.hi)).max() <= 1.0  # rounding only
-    png = (np.linspace(0, 60000, 181 * 217).reshape(181, 217)).astype(np.uint16)
+    png = (np.linspace(6000, 60000, 181 * 217).reshape(181, 217)).astype(np.uint16)  # signal everywhere (no air)
     Image.fromarray(png).save(tmp_path / "s.png")
     (out,) = translate_path(tr, tmp_path / "s.png", tmp_path / "o.png", "t1_to_t2", progress=False)
     arr = np.array(Image.open(out))

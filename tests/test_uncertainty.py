@@ -57,7 +57,7 @@ class ColumnRamp(nn.Module):
 
 
 def ramp_translator() -> Translator:
-    cfg = Config().replace(**{"model.ngf": 4, "model.n_blocks": 1, "model.ndf": 8})
+    cfg = Config().replace(**{"model.ngf": 4, "model.n_blocks": 1, "model.ndf": 8, "model.residual_bound": 0.0})  # the ramp is the residual
     model = CycleGAN.from_config(cfg)
     model.set_priors(knots(), knots())
     model.g_t1_to_t2.backbone = ColumnRamp()

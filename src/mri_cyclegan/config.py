@@ -30,7 +30,7 @@ Outline = Literal["unmix", "table"]
 
 # Keys added after checkpoints were first written, with the value that reproduces an older checkpoint's behaviour:
 # a config read from a checkpoint (or a resumed run) that lacks one gets this, not today's default.
-LEGACY_VALUES = {"model": {"upsample": "transpose", "outline": "table"}, "train": {"lambda_anchor": 0.0, "lambda_structure": 0.0, "anchor_rim": 0.0,
+LEGACY_VALUES = {"model": {"upsample": "transpose", "outline": "table", "residual_bound": 0.0}, "train": {"lambda_anchor": 0.0, "lambda_structure": 0.0, "anchor_rim": 0.0,
                                                                                            "anchor_rim_border": False, "ema_decay": 0.0}}
 
 
@@ -147,6 +147,10 @@ class ModelConfig:
     prior: Prior = "inverse_histogram"  # generator output = prior(x) + residual; "none" = plain CycleGAN
     upsample: Upsample = "resize"  # ResNet generator: nearest resize + 3x3 conv (no checkerboard); "transpose" = reference
     outline: Outline = "unmix"  # prior at the outline: unmix partial volume with the background; "table" = pointwise
+    # a translation stays within this of the lookup table's, voxel by voxel (model units: the window is 2 wide, so 0.2 is a
+    # tenth of it); 0 = unbounded. Applied to what translate, evaluate, samples and the safety net see, not in training
+    # (benchmarks/residual_bound.py)
+    residual_bound: float = 0.2
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -154,6 +158,7 @@ class ModelConfig:
         _check_choice("prior", self.prior, Prior)
         _check_choice("upsample", self.upsample, Upsample)
         _check_choice("outline", self.outline, Outline)
+        _check_range("residual_bound", self.residual_bound, 0, 2)
         # bounds keep a typo (or a hostile checkpoint) from allocating hundreds of GB or running for days
         _check_range("ngf", self.ngf, 1, 1024)
         _check_range("ndf", self.ndf, 1, 1024)

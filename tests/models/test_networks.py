@@ -177,3 +177,53 @@ def test_prior_table_is_the_numpy_lookup_table():
     prior.lut.copy_(torch.from_numpy(lut))
     got = prior.table(torch.from_numpy(x)[None, None, None]).numpy().ravel()
     np.testing.assert_allclose(got, apply_lut(x, lut), atol=1e-6)
+
+
+def test_translations_stay_within_the_residual_bound_of_the_lookup_table():
+    """In eval mode (translate, evaluate, samples, the safety net) no voxel is further than ``residual_bound`` from the
+    prior's translation: a residual that blackens a band of tissue is cut to the bound, a small one passes unchanged;
+    training sees the unbounded output, and a bound of 0 means unbounded."""
+    x = _t2_head(32, 32)
+    residual = torch.zeros_like(x)
+    residual[..., 10:14] = -1.5  # a band of tissue turned black (the CSF around the brain, say)
+    residual[..., 20:24] = 0.05  # a small correction
+    lut = _t2_to_t1_table().lut.numpy()
+    outs = {}
+    for bound in (0.2, 0.0):
+        m = CycleGAN(ModelConfig(ngf=4, n_blocks=1, residual_bound=bound), 32)
+        m.set_priors(lut, lut)
+        g = m.g_t2_to_t1
+        g.backbone = _Constant(residual)
+        prior = g.prior(x)
+        outs[bound] = g.eval()(x)
+        assert torch.equal(g.train()(x), g.raw(x))  # training is unbounded
+    change = outs[0.2] - prior
+    assert change.abs().max() <= 0.2 + 1e-6
+    torch.testing.assert_close(change[..., 10:14], torch.full_like(change[..., 10:14], -0.2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(change[..., 20:24], torch.full_like(change[..., 20:24], 0.05), atol=1e-5, rtol=0)
+    assert (outs[0.0] - prior)[..., 10:14].min() < -1  # unbounded
+
+
+
+def test_noise_in_the_air_stays_no_signal_whatever_the_table_or_the_residual():
+    """A table learnt from 8-bit images (background exactly -1) ramps to the brightest target within a few hundredths
+    of the window; a 16-bit scan's background noise lands on that ramp. The air (at or below the threshold, nothing
+    above it within 2 pixels) is translated to no signal, by the prior and by the trained generator alike; dark pixels
+    next to the head keep the table's value (partial volume)."""
+    prior = HistogramPrior(unmix_outline=True)
+    knots = torch.linspace(-1, 1, prior.lut.numel())
+    prior.lut.copy_(torch.from_numpy(np.interp(knots.numpy(), [-1, -0.97, 1], [-1, 1, -0.6])))  # inverted, steep ramp
+    x = _t2_head(32, 32)
+    noise = -1 + 0.04 * torch.rand(x.shape, generator=torch.Generator().manual_seed(0))  # [-1, -0.96]: below the threshold
+    x[..., :6] = noise[..., :6]
+    assert prior.table(x)[..., :3].max() > 0  # the table alone paints speckles
+    y = prior(x)
+    assert torch.equal(y[..., :4], torch.full_like(y[..., :4], -1.0))  # the air, 3+ pixels from the head
+    torch.testing.assert_close(y[..., 4:6], prior.table(x)[..., 4:6])  # within 2 pixels of the head: the table's value
+    m = CycleGAN(ModelConfig(ngf=4, n_blocks=1), 32)
+    m.g_t2_to_t1.prior.lut.copy_(prior.lut)
+    m.g_t2_to_t1.backbone = _Constant(torch.full_like(x, 0.5))
+    out = m.g_t2_to_t1.raw(x)
+    assert torch.equal(out[..., :4], torch.full_like(out[..., :4], -1.0)) and out[..., 12:].min() > prior(x)[..., 12:].min()
+    prior.unmix_outline = False  # the pointwise table of earlier runs keeps its speckles
+    assert prior(x)[..., :3].max() > 0

@@ -17,7 +17,7 @@ def build_generator(cfg: ModelConfig, train_size: int, channels: int = 1) -> Gen
         backbone: nn.Module = ResnetGenerator(cfg.ngf, cfg.n_blocks, channels, channels, cfg.upsample)
     else:
         backbone = UnetGenerator(cfg.ngf, cfg.resolved_unet_downs(train_size), channels, channels)
-    return Generator(backbone, use_prior=cfg.prior != "none", unmix_outline=cfg.unmix_outline)
+    return Generator(backbone, use_prior=cfg.prior != "none", unmix_outline=cfg.unmix_outline, residual_bound=cfg.residual_bound)
 
 
 class CycleGAN(nn.Module):

@@ -211,7 +211,7 @@ class Trainer:
         for g, src, tgt in ((m.g_t1_to_t2, self.t1, self.t2), (m.g_t2_to_t1, self.t2, self.t1)):
             c = src.context // 2
             with self.averaged():
-                outs = [self.whole(g.raw, w)[c].numpy() for w in src.windows(_spread(len(src), CALIBRATION_SLICES))]
+                outs = [self.whole(g.bounded, w)[c].numpy() for w in src.windows(_spread(len(src), CALIBRATION_SLICES))]
             lut = histogram_matching_lut(tissue_values(outs), tgt.tissue_values())
             g.calibration.lut.copy_(torch.from_numpy(lut))
 
