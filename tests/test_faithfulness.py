@@ -84,7 +84,7 @@ def test_old_checkpoint_configs_keep_their_architecture_and_objective():
     assert Config.from_dict(d).model.upsample == "resize"  # a user's partial config file gets today's defaults
     unbounded = Config().to_dict()  # a run from before the residual bound translates as it did
     del unbounded["model"]["residual_bound"]
-    assert Config.from_saved(unbounded).model.residual_bound == 0 < Config().model.residual_bound
+    assert Config.from_saved(unbounded).model.residual_bound == 0 < Config().model.residual_bound == 0.1
     assert Config.from_saved(Config().to_dict()) == Config()
 
 
@@ -155,8 +155,8 @@ def test_verdict_names_the_safer_choice():
 def test_trainer_safety_net_warns_records_and_keeps_best_within_limits(tmp_path, tiny_config, caplog):
     """Epoch 0 (the lookup table) is within the limits: faithfulness.csv gets its row and best is written. A residual
     that brightens every T2 output by 0.5 then moves every tissue class, as far as the residual bound lets it (0.2 in
-    model units, 0.1 on the [0, 1] scale: the safety net measures what the user gets): a warning, and best is not
-    replaced."""
+    model units, 0.1 on the [0, 1] scale: the safety net measures what the user gets; the default bound, 0.1, keeps
+    every drift within the limits): a warning, and best is not replaced."""
     import csv
 
     from mri_cyclegan.data.dataset import SliceSet, Stack
@@ -167,7 +167,7 @@ def test_trainer_safety_net_warns_records_and_keeps_best_within_limits(tmp_path,
     slices = np.stack([_tissue_slice(48) + np.random.default_rng(i).normal(0, 0.02, (48, 48)).astype(np.float32) for i in range(4)])
     t1 = SliceSet([Stack("t1", torch.from_numpy(np.clip(slices, -1, 1)).half(), list(range(4)))])
     t2 = SliceSet([Stack("t2", torch.from_numpy(np.clip(-slices * (slices > -0.9) - (slices <= -0.9), -1, 1)).half(), list(range(4)))])
-    trainer = Trainer(tiny_config, t1, t2, tmp_path / "run")
+    trainer = Trainer(tiny_config.replace(**{"model.residual_bound": 0.2}), t1, t2, tmp_path / "run")
     trainer.run_dir.mkdir(parents=True)
     trainer.save()
     trainer._record_drift()

@@ -67,7 +67,7 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "outline": ("model.outline", str, "the prior at the head/brain outline: unmix (default: a voxel next to the background "
                 "is mapped as a mixture of the tissue behind it and background) or table (the lookup table pointwise)"),
     "residual_bound": ("model.residual_bound", float, "translations stay within this of the lookup table's, voxel by voxel "
-                       "(model units, the window is 2 wide; default 0.2; 0 = unbounded)"),
+                       "(model units, the window is 2 wide; default 0.1; 0 = unbounded)"),
     "pool_size": ("train.pool_size", int, "history pool of generated images for the discriminators (default 50; 0 = none)"),
     "save_every": ("train.save_every", int, "also keep a checkpoint every N epochs (default 5; 0 = only 'last')"),
     "seed": ("train.seed", int, "random seed: same seed, same data -> same losses on CPU (default 0)"),

@@ -147,10 +147,10 @@ class ModelConfig:
     prior: Prior = "inverse_histogram"  # generator output = prior(x) + residual; "none" = plain CycleGAN
     upsample: Upsample = "resize"  # ResNet generator: nearest resize + 3x3 conv (no checkerboard); "transpose" = reference
     outline: Outline = "unmix"  # prior at the outline: unmix partial volume with the background; "table" = pointwise
-    # a translation stays within this of the lookup table's, voxel by voxel (model units: the window is 2 wide, so 0.2 is a
-    # tenth of it); 0 = unbounded. Applied to what translate, evaluate, samples and the safety net see, not in training
-    # (benchmarks/residual_bound.py)
-    residual_bound: float = 0.2
+    # a translation stays within this of the lookup table's, voxel by voxel (model units: the window is 2 wide, so 0.1 is
+    # 0.05 on the [0, 1] scale, the safety net's limits); 0 = unbounded. Applied to what translate, evaluate, samples and
+    # the safety net see, not in training (benchmarks/residual_bound.py)
+    residual_bound: float = 0.1
 
     def __post_init__(self) -> None:
         _check_types(self)
