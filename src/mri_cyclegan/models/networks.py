@@ -203,7 +203,8 @@ class Generator(nn.Module):
         """:meth:`raw`, each voxel held within ``residual_bound`` of the prior's translation (the lookup table with its
         outline rule). Unpaired training's largest changes are where it goes wrong: distribution matching turns a band
         of signal into background (the CSF around the brain made black) or moves a tissue towards the other set's
-        proportions; a correction the table needs is smaller than a tissue's step (benchmarks/residual_bound.py)."""
+        proportions (benchmarks/residual_bound.py). The prior's translation is computed again here (pointwise, cheap
+        next to the backbone)."""
         y = self.raw(x)
         if self.prior is None or self.residual_bound <= 0:
             return y
