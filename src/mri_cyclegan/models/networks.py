@@ -126,7 +126,7 @@ class HistogramPrior(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.table(x)
-        return keep_background(x, unmix_outline(x, y)) if self.unmix_outline else y
+        return spatial_rules(x, y) if self.unmix_outline else y
 
 
 def keep_background(x: torch.Tensor, y: torch.Tensor, threshold: float = FOREGROUND) -> torch.Tensor:
@@ -173,6 +173,12 @@ def unmix_outline(x: torch.Tensor, y: torch.Tensor, threshold: float = FOREGROUN
     return torch.where(use, -1 + f * (y_in + 1), fy).reshape(y.shape)
 
 
+def spatial_rules(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """What the prior (``outline: unmix``) adds to the pointwise table, applied to the table's translation and to the
+    generator's alike: the outline unmixed (:func:`unmix_outline`), then the air kept air (:func:`keep_background`)."""
+    return keep_background(x, unmix_outline(x, y))
+
+
 class Generator(nn.Module):
     """backbone -> output. Without prior: tanh(backbone(x)); with prior: clamp(table(x) + backbone(x)), the
     outline then unmixed (:func:`unmix_outline`) unless the config says ``outline: table``.
@@ -195,8 +201,8 @@ class Generator(nn.Module):
         if self.prior is None:
             return torch.tanh(self.backbone(x))
         y = self.prior.table(x) + self.backbone(x)
-        if self.prior.unmix_outline:  # the outline follows the translation of the tissue behind it; the air stays air
-            y = keep_background(x, unmix_outline(x, y))
+        if self.prior.unmix_outline:  # the same spatial rules as the prior's
+            y = spatial_rules(x, y)
         return torch.clamp(y, -1.0, 1.0)
 
     def bounded(self, x: torch.Tensor) -> torch.Tensor:
