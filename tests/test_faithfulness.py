@@ -150,6 +150,12 @@ def test_verdict_names_the_safer_choice():
     safe, text = verdict(bad, n_pairs=2)
     assert not safe and "safer choice" not in text and "2 co-registered pair(s)" in text and "t2_to_t1 GM moved" in text
     assert "--val-t1" in text and verdict(ok, n_pairs=2)[1].startswith("this model is the safer choice")
+    # at the default residual bound (0.1 model units = 0.05 on the [0, 1] scale) no drift passes the limits; a tissue that
+    # reached the bound is named, since "within the limits" then means held there, not restrained
+    capped = {**ok, "t2_to_t1": Drift({"wm": 0.0, "gm": TISSUE_LIMIT, "csf": 0.0}, 0.02)}
+    safe, text = verdict(capped, bound=0.1)
+    assert safe and "t2_to_t1 GM reached the residual bound" in text and "t1_to_t2" not in text.split("reached")[0].split(";")[-1]
+    assert "residual bound" not in verdict(capped)[1] and "residual bound" not in verdict(ok, bound=0.1)[1]
 
 
 def test_trainer_safety_net_warns_records_and_keeps_best_within_limits(tmp_path, tiny_config, caplog):

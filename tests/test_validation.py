@@ -73,6 +73,7 @@ def test_validation_best_checkpoint_all_checkpoints_and_model_card(tmp_path, ima
 def test_model_card_without_validation(run_dir):
     card = (run_dir / "MODEL_CARD.md").read_text()
     assert "None during training" in card and "Not for diagnosis" in card
+    assert "translations held within 0.1 of the lookup table's" in card  # the default residual bound, said where users look
 
 
 def test_tensorboard_logs_losses_lr_and_samples(tmp_path, image_folders):

@@ -275,7 +275,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if trainer.drifts:
             from .faithfulness import verdict
 
-            print(f"verdict: {verdict(trainer.drifts, trainer.n_pairs)[1]}")
+            print(f"verdict: {verdict(trainer.drifts, trainer.n_pairs, trainer.config.model.residual_bound)[1]}")
     return EXIT_OK
 
 

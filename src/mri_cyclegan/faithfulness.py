@@ -78,11 +78,16 @@ def drift(sources: list[np.ndarray], translated: list[np.ndarray], lookup: list[
     return Drift(tissue_drift, rim_sum / rim_n if rim_n else 0.0)
 
 
-def verdict(drifts: dict[str, Drift], n_pairs: int = 0) -> tuple[bool, str]:
+def verdict(drifts: dict[str, Drift], n_pairs: int = 0, bound: float = 0.0) -> tuple[bool, str]:
     """(model is the safer choice, one sentence saying why) from each direction's drift. A model trained with
     ``n_pairs`` co-registered pairs may move away from the lookup table because the pairs corrected it: then a drift
-    is not a verdict, and the sentence says how to decide instead."""
+    is not a verdict, and the sentence says how to decide instead. ``bound``: the model's residual bound (model units;
+    the drifts were measured on translations held within it): a tissue at the bound is said to be there, since within
+    the limits then means held, not restrained."""
     bad = {d: v for d, v in drifts.items() if not v.within_limits}
+    at_bound = [f"{d} {v.worst[0].upper()}" for d, v in drifts.items() if bound > 0 and v.worst[1] >= bound / 2 - 2e-3]
+    held = (f"; {', '.join(at_bound)} reached the residual bound (translations are held within {bound / 2:g} of the lookup table "
+            f"on the [0, 1] scale): training pushed further than it shows" if at_bound else "")
     if bad and n_pairs:
         why = "; ".join(f"{d} {v.describe()}" for d, v in bad.items())
         return False, (f"training with {n_pairs} co-registered pair(s) moved the translation away from the lookup table ({why}; limits "
@@ -93,7 +98,7 @@ def verdict(drifts: dict[str, Drift], n_pairs: int = 0) -> tuple[bool, str]:
         worst = max(drifts.items(), key=lambda kv: kv[1].worst[1])
         return True, (f"this model is the safer choice for your data: it adds detail to the lookup table without moving any tissue "
                       f"class more than {TISSUE_LIMIT} or the brain outline more than {BOUNDARY_LIMIT} "
-                      f"(largest: {worst[0]} {worst[1].describe()}); whether the detail it adds is right takes paired scans to check "
+                      f"(largest: {worst[0]} {worst[1].describe()}){held}; whether the detail it adds is right takes paired scans to check "
                       f"(translate a few, then 'mri-cyclegan evaluate --pred FAKE --ref TRUE --input SRC --model RUN' scores it next to "
                       f"the lookup table)")
     why = "; ".join(f"{d} {v.describe()}" for d, v in bad.items())

@@ -40,7 +40,9 @@ def write_model_card(run_dir: str | Path, config, t1_summary: dict, t2_summary: 
         "## Model",
         f"- CycleGAN, {mc.generator} generator (ngf {mc.ngf}"
         + (f", {mc.n_blocks} residual blocks" if mc.generator == "resnet" else "") + f"), PatchGAN discriminator (ndf {mc.ndf}, "
-        f"{mc.n_layers_d} layers), intensity prior: {mc.prior}.",
+        f"{mc.n_layers_d} layers), intensity prior: {mc.prior}"
+        + (f"; translations held within {mc.residual_bound:g} of the lookup table's (model units, the window is 2 wide; "
+           "--residual-bound)." if mc.prior != "none" and mc.residual_bound > 0 else "."),
         f"- Input: 2D slices along the {dc.axis} axis" + (f" with {dc.context_slices} context slices (2.5D)" if dc.context_slices > 1 else "")
         + (f", in-plane spacing {dc.spacing:g} mm" if dc.spacing else "") + (f", squeezed into {dc.image_size}²" if dc.image_size else ", native resolution")
         + f"; intensities: each file's robust window mapped to [-1, 1] (bottom: {dc.intensity_floor}).",
@@ -110,7 +112,7 @@ def write_model_card(run_dir: str | Path, config, t1_summary: dict, t2_summary: 
         for direction, d_ in drifts.items():
             lines.append(f"| {direction} | " + " | ".join(f"{v:.3f}" for v in d_.tissue.values()) + f" | {d_.boundary:.3f} | "
                          f"{'yes' if d_.within_limits else '**no**'} |")
-        lines += ["", f"**Verdict:** {verdict(drifts, pairs_summary['files'] if pairs_summary else 0)[1]}."]
+        lines += ["", f"**Verdict:** {verdict(drifts, pairs_summary['files'] if pairs_summary else 0, mc.residual_bound)[1]}."]
     lines += [
         "",
         "## Intended use",
