@@ -1,0 +1,96 @@
+"""What limits a translation on the faithfulness cases, and how much is there to gain over the lookup table at all?
+
+The simulated test subject (``benchmarks/faithfulness.py``, subject 100) is known without its scanner effects, so the
+lookup table's error can be taken apart. For each case run and direction, per-slice PSNR / SSIM in the brain mask
+(the faithfulness protocol) of:
+
+    lookup table                   the run's table on the scan, as every benchmark scores it
+    table, source without noise    the same table on the source contrast without its magnitude noise
+    table, source without noise    ... and without its bias field (only the tissue maps' contrast is left)
+      or bias
+    oracle: truth without noise    the true target contrast, bias field kept, noise removed: what no translation can
+                                   beat (the reference scan's own noise is not predictable from the source)
+    oracle: truth without noise    the true target contrast without its bias field either: the best a translation can
+      or bias                      do without knowing the reference's bias field, which the source scan does not hold
+
+The table's gap to the second oracle splits into what input noise costs (a translation that denoises its input gets
+it back, one that looks like a real scan does not), what the input's bias field costs, and what is left: the table's
+own mapping (partial volume, lesions).
+
+    python benchmarks/faithfulness_floor.py a:/tmp/faithfulness_x/a/run_now e:/tmp/faithfulness_x/e/run_now \\
+        --json faithfulness_floor.json
+
+Seconds per case (numpy and the table only). Run alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(ROOT))
+import faithfulness as fb  # noqa: E402
+from common import machine, write_json  # noqa: E402
+from residual_signal import TableOnly  # noqa: E402
+
+KEYS = ("psnr", "ssim", "boundary_err")
+
+
+def without(s, contrast: str, bias: bool) -> np.ndarray:
+    """Subject s's image of ``contrast`` without noise (and without bias field unless ``bias``), scaled like the scan
+    (the scan's magnitude noise lifts the background: its window differs, each image is scored in its own)."""
+    clean = s.clean(contrast)
+    return (clean * s.bias[contrast] if bias else clean).astype(np.float32)
+
+
+def score_case(case: str, run: Path, cache: dict) -> dict:
+    kind = fb.CASES[case]["kind"]
+    if kind not in cache:
+        cache[kind] = fb.test_data(kind)
+    s, vols, zs = cache[kind]
+    table_tr = TableOnly.from_checkpoint(run / "checkpoints" / "last.safetensors", device="cpu")
+    out: dict = {}
+    for direction, (a, b) in fb.DIRECTIONS.items():
+        truth, source = fb.unit_slices(vols[b], zs), fb.unit_slices(vols[a], zs)
+        table = fb.translate_test(table_tr, kind, s, vols, zs, direction)
+        preds = {
+            "lookup table": table,
+            "table, source without noise": fb.translate_test(table_tr, kind, s, {**vols, a: without(s, a, True)}, zs, direction),
+            "table, source without noise or bias": fb.translate_test(table_tr, kind, s, {**vols, a: without(s, a, False)}, zs, direction),
+            "oracle: truth without noise": fb.unit_slices(without(s, b, True), zs),
+            "oracle: truth without noise or bias": fb.unit_slices(without(s, b, False), zs),
+        }
+        out[direction] = {}
+        for name, p in preds.items():
+            m = fb.faithfulness_metrics(p, truth, source, s, zs, table)
+            out[direction][name] = {k: m[k] for k in KEYS}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("models", nargs="+", help="CASE:RUN_FOLDER of benchmarks/faithfulness.py (CASE = a..e)")
+    ap.add_argument("--json", default="faithfulness_floor.json")
+    args = ap.parse_args()
+    cache: dict = {}
+    rows = []
+    print(f"{'case':<4} {'direction':<9} {'':<36} {'PSNR':>6} {'- table':>7} {'SSIM':>6} {'outline':>7}")
+    for spec in args.models:
+        case, run = spec.split(":", 1)
+        scores = score_case(case, Path(run), cache)
+        rows.append({"case": case, "run": run, **scores})
+        for direction, r in scores.items():
+            t = r["lookup table"]["psnr"]
+            for name, m in r.items():
+                print(f"{case:<4} {direction:<9} {name:<36} {m['psnr']:>6.2f} {m['psnr'] - t:>+7.2f} {m['ssim']:>6.3f} {m['boundary_err']:>7.3f}",
+                      flush=True)
+    print("wrote", write_json(args.json, {"machine": machine(), "models": rows}))
+
+
+if __name__ == "__main__":
+    main()
