@@ -72,8 +72,11 @@ METHODS = {
     "paired_30": {"train.lambda_paired": 30.0},  # the pairs' L1 at three times the cycle loss's weight
     "pointwise": {"model.outline": "table"},  # the prior without outline unmixing (the default before it)
     "pointwise table": {"model.outline": "table"},  # untrained: the lookup table without outline unmixing
+    # N4 bias-field correction of every volume, in training and translation (volume cases only)
+    "n4": {"data.n4": True},
+    "n4 table": {"data.n4": True},  # untrained: the lookup table of N4-corrected volumes
 }
-UNTRAINED = {"lookup table", "pointwise table"}  # scored as the untrained model (the prior itself)
+UNTRAINED = {"lookup table", "pointwise table", "n4 table"}  # scored as the untrained model (the prior itself)
 # case: T1 subjects (seed, lesions), T2 subjects, kind, coverage (fraction range of axial slices per contrast)
 CASES = {
     "a": {"t1": [(1, 10), (2, 0)], "t2": [(3, 10), (4, 0)], "kind": "png"},
@@ -317,7 +320,7 @@ def run_case(case: str, methods: list[str], work: Path, args) -> dict:
             from mri_cyclegan.faithfulness import verdict
 
             results[method]["drift"] = {d: {**v.tissue, "boundary": v.boundary} for d, v in trainer.drifts.items()}
-            results[method]["verdict"] = verdict(trainer.drifts, trainer.n_pairs)[1]
+            results[method]["verdict"] = verdict(trainer.drifts, trainer.n_pairs, cfg.model.residual_bound)[1]
         print(f"  case {case} {method}: {results[method]['iterations']} it in {seconds:.0f} s "
               + " ".join(f"{d}: {results[method][d]['psnr']:.2f} dB" for d in DIRECTIONS), flush=True)
         best = trainer.run_dir / "checkpoints" / "best.safetensors"
