@@ -5,7 +5,8 @@ lookup table's error can be taken apart. For each case run and direction, per-sl
 (the faithfulness protocol) of:
 
     lookup table                   the run's table on the scan, as every benchmark scores it
-    table, source without noise    the same table on the source contrast without its magnitude noise
+    table, source without noise    the same table on the source contrast without its magnitude noise (in the scan's
+                                   intensity window)
     table, source without noise    ... and without its bias field (only the tissue maps' contrast is left)
       or bias
     oracle: truth without noise    the true target contrast, bias field kept, noise removed: what no translation can
@@ -41,11 +42,17 @@ from residual_signal import TableOnly  # noqa: E402
 KEYS = ("psnr", "ssim", "boundary_err")
 
 
-def without(s, contrast: str, bias: bool) -> np.ndarray:
-    """Subject s's image of ``contrast`` without noise (and without bias field unless ``bias``), scaled like the scan
-    (the scan's magnitude noise lifts the background: its window differs, each image is scored in its own)."""
-    clean = s.clean(contrast)
-    return (clean * s.bias[contrast] if bias else clean).astype(np.float32)
+def without(s, contrast: str, bias: bool, kind: str) -> np.ndarray:
+    """Subject s's image of ``contrast`` without noise (and without bias field unless ``bias``), in the scan's own
+    intensity window: the translator maps [0, the 99.5th percentile] to its input range (of each slice for 2D images,
+    of the volume for volumes), and the scan's magnitude noise lifts that percentile, so the noise-free image is scaled
+    to the scan's percentile, or it would be read as another contrast level by the table."""
+    clean = s.clean(contrast) * (s.bias[contrast] if bias else 1.0)
+    scan = s.image(contrast)
+    if kind == "png":  # each slice is its own image
+        top = np.percentile(scan, 99.5, axis=(0, 1)) / np.maximum(np.percentile(clean, 99.5, axis=(0, 1)), 1e-6)
+        return (clean * top[None, None, :]).astype(np.float32)
+    return (clean * np.percentile(scan, 99.5) / np.percentile(clean, 99.5)).astype(np.float32)
 
 
 def score_case(case: str, run: Path, cache: dict) -> dict:
@@ -60,10 +67,10 @@ def score_case(case: str, run: Path, cache: dict) -> dict:
         table = fb.translate_test(table_tr, kind, s, vols, zs, direction)
         preds = {
             "lookup table": table,
-            "table, source without noise": fb.translate_test(table_tr, kind, s, {**vols, a: without(s, a, True)}, zs, direction),
-            "table, source without noise or bias": fb.translate_test(table_tr, kind, s, {**vols, a: without(s, a, False)}, zs, direction),
-            "oracle: truth without noise": fb.unit_slices(without(s, b, True), zs),
-            "oracle: truth without noise or bias": fb.unit_slices(without(s, b, False), zs),
+            "table, source without noise": fb.translate_test(table_tr, kind, s, {**vols, a: without(s, a, True, kind)}, zs, direction),
+            "table, source without noise or bias": fb.translate_test(table_tr, kind, s, {**vols, a: without(s, a, False, kind)}, zs, direction),
+            "oracle: truth without noise": fb.unit_slices(without(s, b, True, kind), zs),
+            "oracle: truth without noise or bias": fb.unit_slices(without(s, b, False, kind), zs),
         }
         out[direction] = {}
         for name, p in preds.items():

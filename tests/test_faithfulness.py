@@ -140,10 +140,10 @@ def test_safety_net_rim_is_the_training_anchors_rim():
 
 
 def test_verdict_names_the_safer_choice():
-    ok = {"t1_to_t2": Drift({"csf": 0.01, "gm": 0.02, "wm": 0.0}, 0.03), "t2_to_t1": Drift({"wm": 0.0, "gm": 0.01, "csf": 0.0}, 0.02)}
+    ok = {"t1_to_t2": Drift({"csf": 0.01, "gm": 0.02, "wm": 0.0}, 0.03, 0.02), "t2_to_t1": Drift({"wm": 0.0, "gm": 0.01, "csf": 0.0}, 0.02, 0.01)}
     safe, text = verdict(ok)
     assert safe and text.startswith("this model is the safer choice") and "paired scans" in text  # what drift cannot tell
-    bad = {**ok, "t2_to_t1": Drift({"wm": 0.0, "gm": 2 * TISSUE_LIMIT, "csf": 0.0}, 0.02)}
+    bad = {**ok, "t2_to_t1": Drift({"wm": 0.0, "gm": 2 * TISSUE_LIMIT, "csf": 0.0}, 0.02, 0.05)}
     safe, text = verdict(bad)
     assert not safe and "lookup table is the safer choice" in text and "t2_to_t1 GM moved" in text
     # trained with pairs, a drift may be their correction: no claim either way, a held-out pair decides
@@ -152,10 +152,36 @@ def test_verdict_names_the_safer_choice():
     assert "--val-t1" in text and verdict(ok, n_pairs=2)[1].startswith("this model is the safer choice")
     # at the default residual bound (0.1 model units = 0.05 on the [0, 1] scale) no drift passes the limits; a tissue that
     # reached the bound is named, since "within the limits" then means held there, not restrained
-    capped = {**ok, "t2_to_t1": Drift({"wm": 0.0, "gm": TISSUE_LIMIT, "csf": 0.0}, 0.02)}
+    capped = {**ok, "t2_to_t1": Drift({"wm": 0.0, "gm": TISSUE_LIMIT, "csf": 0.0}, 0.02, 0.04)}
     safe, text = verdict(capped, bound=0.1)
     assert safe and "t2_to_t1 GM reached the residual bound" in text and "t1_to_t2" not in text.split("reached")[0].split(";")[-1]
     assert "residual bound" not in verdict(capped)[1] and "residual bound" not in verdict(ok, bound=0.1)[1]
+
+
+def test_verdict_says_when_the_model_is_its_lookup_table():
+    """A model whose translations changed by less than UNCHANGED on average in both directions is the table itself: the
+    verdict says so instead of 'it adds detail' (what the faithfulness cases' default models were: mean change 1e-4)."""
+    from mri_cyclegan.faithfulness import UNCHANGED
+
+    same = {"t1_to_t2": Drift({"csf": 0.0, "gm": 0.0, "wm": 0.0}, 0.0002, 0.0003),
+            "t2_to_t1": Drift({"wm": 0.0, "gm": 0.0001, "csf": 0.0}, 0.0001, 0.0004)}
+    safe, text = verdict(same, bound=0.1)
+    assert safe and text.startswith("this model is its lookup table") and "0.0004" in text and "adds detail" not in text
+    one_changed = {**same, "t2_to_t1": Drift({"wm": 0.0, "gm": 0.0001, "csf": 0.0}, 0.0001, 2 * UNCHANGED)}  # texture, means kept
+    safe, text = verdict(one_changed)
+    assert safe and text.startswith("this model is the safer choice") and "adds detail" in text
+
+
+def test_drift_change_is_the_mean_absolute_change_over_the_head():
+    s = _tissue_slice(96)
+    lut = -s
+    head = s > -0.9
+    rng = np.random.default_rng(0)
+    texture = np.where(rng.random(s.shape) < 0.5, 0.02, -0.02).astype(np.float32) * head  # zero-mean: no tissue moves
+    d = drift([s], [lut + texture], [lut], _classes(s), ("csf", "gm", "wm"))
+    assert d.change == pytest.approx(0.01, abs=1e-6)  # 0.02 model units = 0.01 on the [0, 1] scale, everywhere in the head
+    assert max(d.tissue.values()) < 0.002 and d.within_limits
+    assert drift([s], [lut], [lut], _classes(s), ("csf", "gm", "wm")).change == 0
 
 
 def test_trainer_safety_net_warns_records_and_keeps_best_within_limits(tmp_path, tiny_config, caplog):
@@ -210,3 +236,11 @@ def test_report_shows_the_runs_drift_and_marks_epochs_past_the_limits(tmp_path, 
     html_text = write_report(tmp_path / "ev", [], run_dir=run).read_text()
     assert "Faithfulness to the lookup table during training" in html_text
     assert html_text.count("background:#fdd") == 1 and "0.300" in html_text
+    # the mean change has no limit (a model may add detail everywhere); a row written before the column existed (a run
+    # resumed by this version) shows a blank, not a crash
+    bad[cols.index("t2_to_t1_change")] = "0.3"
+    old = rows[1].split(",")
+    old[cols.index("t1_to_t2_change")] = ""
+    (run / "faithfulness.csv").write_text("\n".join([rows[0], ",".join(old), ",".join(bad)]) + "\n")
+    html_text = write_report(tmp_path / "ev2", [], run_dir=run).read_text()
+    assert html_text.count("background:#fdd") == 1 and "<td>–</td>" in html_text

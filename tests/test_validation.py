@@ -74,6 +74,11 @@ def test_model_card_without_validation(run_dir):
     card = (run_dir / "MODEL_CARD.md").read_text()
     assert "None during training" in card and "Not for diagnosis" in card
     assert "translations held within 0.1 of the lookup table's" in card  # the default residual bound, said where users look
+    assert "| outline | mean change | within limits |" in card and "**Verdict:**" in card  # the safety net, with its change
+    import re
+
+    row = next(line for line in card.splitlines() if line.startswith("| t1_to_t2 |"))
+    assert re.fullmatch(r"\| t1_to_t2 (\| \d\.\d{3} ){4}\| \d\.\d{4} \| (yes|\*\*no\*\*) \|", row), row
 
 
 def test_tensorboard_logs_losses_lr_and_samples(tmp_path, image_folders):

@@ -4,7 +4,8 @@ truth on the source contrast's own slices.
 For each tissue class of the source (CSF, GM, WM: the 3-class mixture the prior is built on) the mean of the model's
 translation is compared with the mean of the lookup table's translation of the same pixels; and in a 3-pixel rim
 inside the head's outline (where CSF meets air: the bright rim of T2; :func:`~mri_cyclegan.losses.rim_of`, the
-training anchor's definition) the mean absolute difference. All in [0, 1] units (model space / 2). The lookup
+training anchor's definition) the mean absolute difference. And, over the whole head, the mean absolute change: a model whose translations are its lookup table's (training
+found nothing to change) is told apart from one that added detail. All in [0, 1] units (model space / 2). The lookup
 table keeps every tissue mean within 0.01 of the truth on cohorts that differ (``benchmarks/prior_robustness.py``),
 so a model that moved a tissue class by more than :data:`TISSUE_LIMIT` has moved it away from the truth, whatever
 it looks like.
@@ -21,16 +22,19 @@ from .directions import Contrast
 TISSUE_LIMIT = 0.05  # largest tolerated move of a tissue class mean, [0, 1] units
 BOUNDARY_LIMIT = 0.05  # largest tolerated mean move in the rim inside the head outline: default models move it by <= 0.045 (demo ~0.01); runs that moved it by 0.062-0.109 lost 0.8-3.4 dB to the table (docs/faithfulness.md)
 RIM = 3  # pixels
+UNCHANGED = 0.002  # a mean absolute change below this (half an 8-bit grey level on [0, 1]) is the lookup table itself
 
 CLASS_NAMES = {Contrast.T1: ("csf", "gm", "wm"), Contrast.T2: ("wm", "gm", "csf")}  # source classes sorted by intensity
 
 
 @dataclass(frozen=True)
 class Drift:
-    """How far one generator moved from the lookup table; ``tissue`` per class name, [0, 1] units."""
+    """How far one generator moved from the lookup table; ``tissue`` per class name (mean move), ``boundary`` (mean
+    absolute move in the rim inside the outline), ``change`` (mean absolute move over the head); [0, 1] units."""
 
     tissue: dict[str, float]
     boundary: float
+    change: float
 
     @property
     def worst(self) -> tuple[str, float]:
@@ -42,7 +46,7 @@ class Drift:
         return self.worst[1] <= TISSUE_LIMIT and self.boundary <= BOUNDARY_LIMIT
 
     def as_row(self, prefix: str) -> dict[str, float]:
-        return {**{f"{prefix}_{k}": v for k, v in self.tissue.items()}, f"{prefix}_boundary": self.boundary}
+        return {**{f"{prefix}_{k}": v for k, v in self.tissue.items()}, f"{prefix}_boundary": self.boundary, f"{prefix}_change": self.change}
 
     def describe(self) -> str:
         name, value = self.worst
@@ -61,6 +65,7 @@ def drift(sources: list[np.ndarray], translated: list[np.ndarray], lookup: list[
     k = len(names)
     diff_sum, count = np.zeros(k), np.zeros(k)
     rim_sum, rim_n = 0.0, 0
+    change_sum, change_n = 0.0, 0
     for x, g, p in zip(sources, translated, lookup):
         x, d = np.asarray(x, np.float64), (np.asarray(g, np.float64) - np.asarray(p, np.float64)) / 2
         bg = background_mask(x)
@@ -74,8 +79,10 @@ def drift(sources: list[np.ndarray], translated: list[np.ndarray], lookup: list[
         if rim.any():
             rim_sum += float(np.abs(d[rim]).sum())
             rim_n += int(rim.sum())
+        change_sum += float(np.abs(d[fg]).sum())
+        change_n += int(fg.sum())
     tissue_drift = {n: float(abs(s / c)) if c else 0.0 for n, s, c in zip(names, diff_sum, count)}
-    return Drift(tissue_drift, rim_sum / rim_n if rim_n else 0.0)
+    return Drift(tissue_drift, rim_sum / rim_n if rim_n else 0.0, change_sum / change_n if change_n else 0.0)
 
 
 def verdict(drifts: dict[str, Drift], n_pairs: int = 0, bound: float = 0.0) -> tuple[bool, str]:
@@ -94,6 +101,11 @@ def verdict(drifts: dict[str, Drift], n_pairs: int = 0, bound: float = 0.0) -> t
                       f"{TISSUE_LIMIT} per tissue, {BOUNDARY_LIMIT} at the outline), which is what pairs are for when the table is wrong "
                       f"and a warning when they are few; only a held-out pair can tell: score one with --val-t1/--val-t2, or translate "
                       f"it and run 'mri-cyclegan evaluate --pred FAKE --ref TRUE --input SRC --model RUN'")
+    if not bad and max(v.change for v in drifts.values()) < UNCHANGED:
+        return True, (f"this model is its lookup table: training changed its translations by at most "
+                      f"{max(v.change for v in drifts.values()):.4f} on average ([0, 1] scale, less than {UNCHANGED} in every "
+                      f"direction), so it is as safe as the table and adds nothing to it; on data like these the training "
+                      f"objective found nothing to correct (docs/faithfulness.md says what can)")
     if not bad:
         worst = max(drifts.items(), key=lambda kv: kv[1].worst[1])
         return True, (f"this model is the safer choice for your data: it adds detail to the lookup table without moving any tissue "

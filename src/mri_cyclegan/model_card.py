@@ -106,11 +106,11 @@ def write_model_card(run_dir: str | Path, config, t1_summary: dict, t2_summary: 
             f"same training slices ([0, 1] units; limits {TISSUE_LIMIT} per tissue, {BOUNDARY_LIMIT} at the outline; every epoch in "
             "`faithfulness.csv`). The lookup table keeps tissue means within 0.01 on cohorts that differ.",
             "",
-            "| direction | " + " | ".join(k.upper() for k in next(iter(drifts.values())).tissue) + " | outline | within limits |",
-            "|---|---|---|---|---|---|",
+            "| direction | " + " | ".join(k.upper() for k in next(iter(drifts.values())).tissue) + " | outline | mean change | within limits |",
+            "|---|---|---|---|---|---|---|",
         ]
         for direction, d_ in drifts.items():
-            lines.append(f"| {direction} | " + " | ".join(f"{v:.3f}" for v in d_.tissue.values()) + f" | {d_.boundary:.3f} | "
+            lines.append(f"| {direction} | " + " | ".join(f"{v:.3f}" for v in d_.tissue.values()) + f" | {d_.boundary:.3f} | {d_.change:.4f} | "
                          f"{'yes' if d_.within_limits else '**no**'} |")
         lines += ["", f"**Verdict:** {verdict(drifts, pairs_summary['files'] if pairs_summary else 0, mc.residual_bound)[1]}."]
     lines += [

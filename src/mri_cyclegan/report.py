@@ -179,7 +179,7 @@ def _drift_table(path: Path) -> str:
     and the brain outline from the lookup table; rows past the limits are marked."""
     import csv
 
-    from .faithfulness import BOUNDARY_LIMIT, TISSUE_LIMIT
+    from .faithfulness import BOUNDARY_LIMIT, TISSUE_LIMIT, UNCHANGED
 
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -187,13 +187,20 @@ def _drift_table(path: Path) -> str:
         return ""
     cols = [k for k in rows[0] if k not in ("epoch", "step")]
     head = "".join(f"<th>{html.escape(c.replace('_to_', '→').replace('_', ' '))}</th>" for c in cols)
+
+    def limit(col: str) -> float:  # the mean change over the head has none: it tells the table itself from a model
+        return float("inf") if col.endswith("change") else BOUNDARY_LIMIT if col.endswith("boundary") else TISSUE_LIMIT
+
     body = []
     for r in rows:
-        over = [c for c in cols if float(r[c]) > (BOUNDARY_LIMIT if c.endswith("boundary") else TISSUE_LIMIT)]
-        cells = "".join(f"<td{' style=background:#fdd' if c in over else ''}>{float(r[c]):.3f}</td>" for c in cols)
+        value = {c: float(r[c]) if r.get(c) else float("nan") for c in cols}  # a run resumed by a newer version: columns added
+        over = [c for c in cols if value[c] > limit(c)]
+        text = {c: "–" if np.isnan(value[c]) else f"{value[c]:.{4 if c.endswith('change') else 3}f}" for c in cols}
+        cells = "".join(f"<td{' style=background:#fdd' if c in over else ''}>{text[c]}</td>" for c in cols)
         body.append(f"<tr><td>{html.escape(r['epoch'])}</td>{cells}</tr>")
     return (f"<h2>Faithfulness to the lookup table during training</h2><p class='note'>How far each generator moved each tissue "
-            f"class's mean and the brain outline from the lookup table's translation ([0, 1] units); red: past the limits "
+            f"class's mean and the brain outline from the lookup table's translation, and its mean absolute change over the head "
+            f"([0, 1] units; under {UNCHANGED} the model is the table itself); red: past the limits "
             f"({TISSUE_LIMIT} per tissue, {BOUNDARY_LIMIT} at the outline), where the lookup table is the safer choice.</p>"
             f"<table><tr><th>epoch</th>{head}</tr>{''.join(body)}</table>")
 

@@ -58,7 +58,7 @@ def _worker(rank: int, world: int, port: int, folders, out: Path, batch: int) ->
 
 def test_two_ranks_equal_one_process_with_twice_the_batch(tmp_path):
     """Tolerance: the first two steps' losses agree to 1e-5 (relative); later steps within 1 %, weights within
-    atol 1e-3 (5 x lr): Adam's first steps move each weight by ~lr * sign(grad), and gradients summed in another
+    2 x lr per step, and fewer than 1 % of them further apart than 1e-4: Adam's first steps move each weight by ~lr * sign(grad), and gradients summed in another
     order flip the sign of a few near-zero entries, which then spreads a little."""
     import torch.multiprocessing as mp
 
@@ -81,7 +81,11 @@ def test_two_ranks_equal_one_process_with_twice_the_batch(tmp_path):
     for step, (a, b) in enumerate(zip(rows, ddp["rows"])):
         for k in a:
             assert b[k] == pytest.approx(a[k], rel=1e-5 if step < 2 else 1e-2, abs=1e-6), (step, k)
-    torch.testing.assert_close(ddp["params"], _params(single.model), rtol=0, atol=1e-3)
+    # A weight whose gradient sign flipped moves the other way: at most 2 * lr per Adam step (seen: 1.16e-3 after 3
+    # steps on a Zen 4 CPU); a wiring bug (gradients not averaged, a rank's batch lost) moves most weights instead.
+    diff = (ddp["params"] - _params(single.model)).abs()
+    assert float(diff.max()) <= 2 * STEPS * cfg.train.lr * 1.05
+    assert float((diff > 1e-4).float().mean()) < 1e-2, float((diff > 1e-4).float().mean())  # seen: 0.15 %
 
 
 def test_sampler_shards_are_the_global_batch():

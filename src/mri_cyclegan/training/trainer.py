@@ -244,7 +244,7 @@ class Trainer:
             return
         for direction, d in self.drifts.items():
             log.log(logging.INFO if d.within_limits else logging.WARNING, "faithfulness epoch %d %s: %s (limits %.2f per tissue, %.2f outline)%s",
-                    self.epoch, direction, " ".join(f"{k}={v:.3f}" for k, v in {**d.tissue, "boundary": d.boundary}.items()),
+                    self.epoch, direction, " ".join(f"{k}={v:.3f}" for k, v in {**d.tissue, "boundary": d.boundary, "change": d.change}.items()),
                     TISSUE_LIMIT, BOUNDARY_LIMIT, "" if d.within_limits else ": training moved the translation away from the lookup table")
         if self.dist.is_main:
             row = {"epoch": self.epoch, "step": self.step}
