@@ -105,7 +105,7 @@ def verdict(drifts: dict[str, Drift], n_pairs: int = 0, bound: float = 0.0) -> t
         return True, (f"this model is its lookup table: training changed its translations by at most "
                       f"{max(v.change for v in drifts.values()):.4f} on average ([0, 1] scale, less than {UNCHANGED} in every "
                       f"direction), so it is as safe as the table and adds nothing to it; on data like these the training "
-                      f"objective found nothing to correct (docs/faithfulness.md says what can)")
+                      f"objective found nothing to correct (docs/faithfulness.md measures what more there is to gain)")
     if not bad:
         worst = max(drifts.items(), key=lambda kv: kv[1].worst[1])
         return True, (f"this model is the safer choice for your data: it adds detail to the lookup table without moving any tissue "

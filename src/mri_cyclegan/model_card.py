@@ -97,13 +97,13 @@ def write_model_card(run_dir: str | Path, config, t1_summary: dict, t2_summary: 
         lines.append("None during training (no `--val-t1/--val-t2`). Score translations against acquired images with "
                      "`mri-cyclegan evaluate` (or `evaluate --all-checkpoints`) before relying on them.")
     if drifts:
-        from .faithfulness import BOUNDARY_LIMIT, TISSUE_LIMIT, verdict
+        from .faithfulness import BOUNDARY_LIMIT, TISSUE_LIMIT, UNCHANGED, verdict
 
         lines += [
             "",
             "## Faithfulness to the lookup table (safety net, no ground truth needed)",
             f"How far the model moved each tissue class's mean, and the brain outline, from the lookup table's translation of the "
-            f"same training slices ([0, 1] units; limits {TISSUE_LIMIT} per tissue, {BOUNDARY_LIMIT} at the outline; every epoch in "
+            f"same training slices, and its mean absolute change over the head (under {UNCHANGED}: the table itself) ([0, 1] units; limits {TISSUE_LIMIT} per tissue, {BOUNDARY_LIMIT} at the outline; every epoch in "
             "`faithfulness.csv`). The lookup table keeps tissue means within 0.01 on cohorts that differ.",
             "",
             "| direction | " + " | ".join(k.upper() for k in next(iter(drifts.values())).tissue) + " | outline | mean change | within limits |",
