@@ -4,11 +4,11 @@ truth on the source contrast's own slices.
 For each tissue class of the source (CSF, GM, WM: the 3-class mixture the prior is built on) the mean of the model's
 translation is compared with the mean of the lookup table's translation of the same pixels; and in a 3-pixel rim
 inside the head's outline (where CSF meets air: the bright rim of T2; :func:`~mri_cyclegan.losses.rim_of`, the
-training anchor's definition) the mean absolute difference. And, over the whole head, the mean absolute change: a model whose translations are its lookup table's (training
-found nothing to change) is told apart from one that added detail. All in [0, 1] units (model space / 2). The lookup
-table keeps every tissue mean within 0.01 of the truth on cohorts that differ (``benchmarks/prior_robustness.py``),
-so a model that moved a tissue class by more than :data:`TISSUE_LIMIT` has moved it away from the truth, whatever
-it looks like.
+training anchor's definition) the mean absolute difference; and over the whole head the mean absolute change, which
+tells a model whose translations are its lookup table's (training found nothing to change) from one that added
+detail. All in [0, 1] units (model space / 2). The lookup table keeps every tissue mean within 0.01 of the truth on
+cohorts that differ (``benchmarks/prior_robustness.py``), so a model that moved a tissue class by more than
+:data:`TISSUE_LIMIT` has moved it away from the truth, whatever it looks like.
 """
 
 from __future__ import annotations
@@ -101,10 +101,10 @@ def verdict(drifts: dict[str, Drift], n_pairs: int = 0, bound: float = 0.0) -> t
                       f"{TISSUE_LIMIT} per tissue, {BOUNDARY_LIMIT} at the outline), which is what pairs are for when the table is wrong "
                       f"and a warning when they are few; only a held-out pair can tell: score one with --val-t1/--val-t2, or translate "
                       f"it and run 'mri-cyclegan evaluate --pred FAKE --ref TRUE --input SRC --model RUN'")
-    if not bad and max(v.change for v in drifts.values()) < UNCHANGED:
-        return True, (f"this model is its lookup table: training changed its translations by at most "
-                      f"{max(v.change for v in drifts.values()):.4f} on average ([0, 1] scale, less than {UNCHANGED} in every "
-                      f"direction), so it is as safe as the table and adds nothing to it; on data like these the training "
+    change = max(v.change for v in drifts.values())
+    if not bad and change < UNCHANGED:
+        return True, (f"this model is its lookup table: training changed its translations by at most {change:.4f} on average "
+                      f"([0, 1] scale, less than {UNCHANGED} in every direction), so it is as safe as the table and adds nothing to it; on data like these the training "
                       f"objective found nothing to correct (docs/faithfulness.md measures what more there is to gain)")
     if not bad:
         worst = max(drifts.items(), key=lambda kv: kv[1].worst[1])
