@@ -70,6 +70,7 @@ METHODS = {
     # with --paired N: the pairs supervise the boundary, so the rim anchor (there because the unpaired loss got it wrong) may go
     "rim_off": {"train.anchor_rim": 0.0},
     "paired_30": {"train.lambda_paired": 30.0},  # the pairs' L1 at three times the cycle loss's weight
+    "paired_heavy": {"train.paired_batch": 4, "train.lambda_paired": 30.0},  # four paired patches per batch, their L1 at 30
     "paired_free": {"train.anchor_rim": 0.0, "train.lambda_anchor": 0.0, "train.lambda_structure": 0.0},  # pairs, no term holding the table
     "pointwise": {"model.outline": "table"},  # the prior without outline unmixing (the default before it)
     "pointwise table": {"model.outline": "table"},  # untrained: the lookup table without outline unmixing
