@@ -29,6 +29,7 @@ Writes benchmarks/results/faithfulness.json. Run alone (never two PyTorch proces
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 import tempfile
@@ -234,8 +235,10 @@ def faithfulness_metrics(pred: np.ndarray, truth: np.ndarray, source: np.ndarray
 
 
 # ---------------------------------------------------------------------------------------------- runs
+@functools.lru_cache(maxsize=None)
 def test_data(kind: str):
-    """Subject 100 (12 lesions): source and truth volumes per contrast, and for PNG cases 15 axial slice indices."""
+    """Subject 100 (12 lesions): source and truth volumes per contrast, and for PNG cases 15 axial slice indices.
+    Simulated once per kind and process (callers copy before they change anything)."""
     s = subject(TEST_SEED, 12)
     vols = {c: s.image(c) for c in ("t1", "t2")}
     zs = None

@@ -55,11 +55,9 @@ def without(s, contrast: str, bias: bool, kind: str) -> np.ndarray:
     return (clean * np.percentile(scan, 99.5) / np.percentile(clean, 99.5)).astype(np.float32)
 
 
-def score_case(case: str, run: Path, cache: dict) -> dict:
+def score_case(case: str, run: Path) -> dict:
     kind = fb.CASES[case]["kind"]
-    if kind not in cache:
-        cache[kind] = fb.test_data(kind)
-    s, vols, zs = cache[kind]
+    s, vols, zs = fb.test_data(kind)
     table_tr = TableOnly.from_checkpoint(run / "checkpoints" / "last.safetensors", device="cpu")
     out: dict = {}
     for direction, (a, b) in fb.DIRECTIONS.items():
@@ -84,12 +82,11 @@ def main() -> None:
     ap.add_argument("models", nargs="+", help="CASE:RUN_FOLDER of benchmarks/faithfulness.py (CASE = a..e)")
     ap.add_argument("--json", default="faithfulness_floor.json")
     args = ap.parse_args()
-    cache: dict = {}
     rows = []
     print(f"{'case':<4} {'direction':<9} {'':<36} {'PSNR':>6} {'- table':>7} {'SSIM':>6} {'outline':>7}")
     for spec in args.models:
         case, run = spec.split(":", 1)
-        scores = score_case(case, Path(run), cache)
+        scores = score_case(case, Path(run))
         rows.append({"case": case, "run": run, **scores})
         for direction, r in scores.items():
             t = r["lookup table"]["psnr"]

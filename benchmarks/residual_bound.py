@@ -45,11 +45,9 @@ def bounded(run: Path, bound: float, cls: type[Translator] = Translator) -> Tran
     return tr
 
 
-def score_case(case: str, run: Path, bounds: list[float], cache: dict) -> dict:
+def score_case(case: str, run: Path, bounds: list[float]) -> dict:
     kind = fb.CASES[case]["kind"]
-    if kind not in cache:
-        cache[kind] = fb.test_data(kind)
-    s, vols, zs = cache[kind]
+    s, vols, zs = fb.test_data(kind)
     out: dict = {}
     for direction, (a, b) in fb.DIRECTIONS.items():
         truth, source = fb.unit_slices(vols[b], zs), fb.unit_slices(vols[a], zs)
@@ -87,14 +85,13 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     bounds = [float(b) for b in args.bounds.split(",")]
-    cache: dict = {}
     rows = []
     print(f"{'model':<6} {'seed':>4} {'direction':<9} {'setting':<10} {'dPSNR':>7} {'dSSIM':>7} {'tissue':>7} {'lesion':>7} {'halluc%':>7} {'outline':>7}")
     for spec in args.models:
         case, run = spec.split(":", 1)
         run = Path(run)
         seed = json.loads((run / "config.json").read_text())["train"]["seed"]
-        scores = score_demo_run(run, bounds) if case == "demo" else score_case(case, run, bounds, cache)
+        scores = score_demo_run(run, bounds) if case == "demo" else score_case(case, run, bounds)
         rows.append({"case": case, "run": str(run), "seed": seed, **scores})
         for direction, r in scores.items():
             t = r["table"]

@@ -59,11 +59,9 @@ class TableOnly(Translator):
         return self.table_translation(volume, direction)
 
 
-def score_model(case: str, run: Path, cache: dict) -> dict:
+def score_model(case: str, run: Path) -> dict:
     kind = fb.CASES[case]["kind"]
-    if kind not in cache:
-        cache[kind] = fb.test_data(kind)
-    s, vols, zs = cache[kind]
+    s, vols, zs = fb.test_data(kind)
     truth = {c: fb.unit_slices(vols[c], zs) for c in ("t1", "t2")}
     ckpt = run / "checkpoints" / "last.safetensors"
     seed = json.loads((run / "config.json").read_text())["train"]["seed"]
@@ -91,13 +89,12 @@ def main() -> None:
     ap.add_argument("--json", default="residual_signal.json")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    cache: dict = {}
     rows = []
     names = ("model", "flip", "flip4", *(f"shrink {a}" for a in SHRINK))
     print(f"{'case':<4} {'seed':>4} {'direction':<9} " + " ".join(f"{n:>11}" for n in names) + "   (PSNR minus the table's, dB)")
     for spec in args.models:
         case, run = spec.split(":", 1)
-        r = score_model(case, Path(run), cache)
+        r = score_model(case, Path(run))
         rows.append(r)
         for d in fb.DIRECTIONS:
             print(f"{case:<4} {r['seed']:>4} {d:<9} " + " ".join(f"{r[d][n]['psnr_minus_table']:>+11.2f}" for n in names), flush=True)
