@@ -72,6 +72,10 @@ METHODS = {
     "rim_off": {"train.anchor_rim": 0.0},
     "paired_30": {"train.lambda_paired": 30.0},  # the pairs' L1 at three times the cycle loss's weight
     "paired_heavy": {"train.paired_batch": 4, "train.lambda_paired": 30.0},  # four paired patches per batch, their L1 at 30
+    # pairs as a supervised fit: eight paired patches per batch at weight 300, nothing else held (no cycle, anchor, rim
+    # or structure); the unpaired patches' adversarial term (weight 1) is all that is left of the CycleGAN
+    "paired_sup": {"train.paired_batch": 8, "train.lambda_paired": 300.0, "train.lambda_cycle": 0.0, "train.anchor_rim": 0.0,
+                   "train.lambda_anchor": 0.0, "train.lambda_structure": 0.0},
     "paired_free": {"train.anchor_rim": 0.0, "train.lambda_anchor": 0.0, "train.lambda_structure": 0.0},  # pairs, no term holding the table
     "pointwise": {"model.outline": "table"},  # the prior without outline unmixing (the default before it)
     "pointwise table": {"model.outline": "table"},  # untrained: the lookup table without outline unmixing
