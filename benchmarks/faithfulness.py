@@ -77,6 +77,9 @@ METHODS = {
     "paired_sup": {"train.paired_batch": 8, "train.lambda_paired": 300.0, "train.lambda_cycle": 0.0, "train.anchor_rim": 0.0,
                    "train.lambda_anchor": 0.0, "train.lambda_structure": 0.0},
     "paired_free": {"train.anchor_rim": 0.0, "train.lambda_anchor": 0.0, "train.lambda_structure": 0.0},  # pairs, no term holding the table
+    "balanced_d": {"train.balance_d": True},
+    "patchnce": {"train.lambda_nce": 1.0, "train.lambda_cycle": 0.0},  # CUT's objective in place of the cycle (anchor, rim, structure kept)
+    "patchnce_cycle": {"train.lambda_nce": 1.0},  # PatchNCE added to the cycle  # the adversarial losses weigh each tissue class equally
     "pointwise": {"model.outline": "table"},  # the prior without outline unmixing (the default before it)
     "pointwise table": {"model.outline": "table"},  # untrained: the lookup table without outline unmixing
     # N4 bias-field correction of every volume, in training and translation (volume cases only)

@@ -74,3 +74,20 @@ def test_the_rim_can_run_along_the_image_border():
     edge_dark = x.clone()
     edge_dark[..., 18:, 5:15] -= 0.5  # the tissue at the bottom edge darkened
     assert float(anchor_loss(edge_dark, x, 2.0, border, 10.0)) > 5 * float(anchor_loss(edge_dark, x, 2.0, plain, 10.0))
+
+
+def test_patch_nce_is_low_when_each_place_keeps_its_features_and_high_when_places_move():
+    """PatchNCE on orthonormal features of S places: a translation whose features stay at their places scores near 0,
+    one that moves them (the places permuted, as a lesion or an edge moved elsewhere would) scores about 1 / tau."""
+    from mri_cyclegan.losses import patch_nce_loss
+
+    s, tau = 16, 0.07
+    keys = torch.eye(s)[None]  # (1, S, S): place i has feature e_i
+    kept = patch_nce_loss(keys.clone(), keys, tau)
+    moved = patch_nce_loss(keys[:, torch.roll(torch.arange(s), 1)], keys, tau)
+    assert kept.item() < 1e-4
+    assert moved.item() == pytest.approx(1 / tau, rel=0.01)
+    q = keys.clone().requires_grad_(True)
+    k = keys.clone().requires_grad_(True)
+    patch_nce_loss(q[:, torch.roll(torch.arange(s), 1)], k, tau).backward()
+    assert q.grad.abs().sum() > 0 and k.grad is None  # the input's features (keys) are not trained through

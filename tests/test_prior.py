@@ -130,3 +130,14 @@ def test_tissue_classes_are_fitted_where_there_is_no_partial_volume():
     pure, plain = tissue_classes(tgt), fit_classes(tgt.tissue)
     assert np.abs(pure.means - sorted(t2.values())).max() < 0.06 < np.abs(plain.means - sorted(t2.values())).max()
     assert pure.weights[0] > pure.weights[1]  # this T2 set holds more WM than GM, on all of its voxels
+
+
+def test_class_boundaries_lie_where_the_most_likely_class_changes():
+    from mri_cyclegan.baselines import TissueClasses
+
+    equal = TissueClasses(np.array([-0.5, 0.0, 0.5]), np.full(3, 0.1), np.full(3, 1 / 3))
+    np.testing.assert_allclose(equal.boundaries(), [-0.25, 0.25], atol=1e-3)
+    # a more common class pushes the boundary towards its neighbour
+    common_middle = TissueClasses(np.array([-0.5, 0.0, 0.5]), np.full(3, 0.1), np.array([0.2, 0.6, 0.2]))
+    b = common_middle.boundaries()
+    assert b[0] < -0.25 and b[1] > 0.25

@@ -119,6 +119,17 @@ class TissueClasses:
     sds: np.ndarray
     weights: np.ndarray
 
+    def boundaries(self, lo: float = -1.0, hi: float = 1.0, n: int = 4001) -> np.ndarray:
+        """The k - 1 intensities where the most likely class changes from one class to the next (sorted), read on a
+        grid over [lo, hi]; midpoints between adjacent means where a broad class wins on both sides of a narrow one."""
+        grid = np.linspace(lo, hi, n)
+        label = self.responsibilities(grid).argmax(1)
+        change = np.flatnonzero(np.diff(label) != 0)
+        k = len(self.means)
+        if len(change) == k - 1 and (np.diff(label[np.r_[0, change + 1]]) == 1).all():
+            return 0.5 * (grid[change] + grid[change + 1])
+        return 0.5 * (self.means[:-1] + self.means[1:])
+
     def responsibilities(self, v: np.ndarray) -> np.ndarray:
         z = (np.asarray(v, dtype=np.float64)[:, None] - self.means) / self.sds
         logp = np.log(self.weights) - np.log(self.sds) - 0.5 * z * z

@@ -138,6 +138,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["data.n4"] = True
     if getattr(args, "calibrate", False):
         out["train.calibrate"] = True
+    if getattr(args, "balance_d", False):
+        out["train.balance_d"] = True
     return out
 
 
@@ -415,6 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--calibrate", action="store_true",
                    help="after each epoch, match the outputs' intensity histogram to the target training set (re-weighted to "
                         "the source's tissue proportions when CSF/GM/WM are resolvable, else assumes equal proportions)")
+    t.add_argument("--balance-d", action="store_true",
+                   help="tissue-balanced adversarial losses: every tissue class (no signal, then each set's CSF/GM/WM) counts "
+                        "equally, so the discriminators learn nothing from the sets' different tissue proportions")
     t.add_argument("--subjects", help="with BIDS roots: only these subjects (comma-separated labels, e.g. 01,02)")
     t.add_argument("--val-t1", help="paired validation: T1 files/folder, matched by name with --val-t2; scored after every epoch "
                                     "(val.csv, val.png, checkpoints/best.safetensors)")

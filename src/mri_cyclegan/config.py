@@ -209,6 +209,8 @@ class TrainConfig:
     lambda_structure: float = 1.0  # edges of G(x) aligned with those of x (normalised gradient fields); 0 = off
     lambda_paired: float = 10.0  # with co-registered pairs (train --paired-t1/--paired-t2): L1 of each translation against its pair's truth
     paired_batch: int = 1  # with pairs: patches of co-registered pairs added to each batch (at the same place in both contrasts)
+    lambda_nce: float = 0.0  # PatchNCE (CUT): each place of a translation recognisable among the input's places in the generator's encoder; 0 = off (benchmarks/faithfulness.py)
+    balance_d: bool = False  # the adversarial losses weigh every tissue class (no signal, then the set's 3-class mixture) equally (benchmarks/faithfulness.py)
     ema_decay: float = 0.0  # > 0: samples, the safety net and checkpoints use this running average of the generators' weights (0 = the last iterate)
     pool_size: int = 50
     save_every: int = 5  # also keep a checkpoint every N epochs (0 = only 'last')
@@ -240,6 +242,7 @@ class TrainConfig:
         _check_range("lambda_structure", self.lambda_structure, 0, 1e4)
         _check_range("lambda_paired", self.lambda_paired, 0, 1e4)
         _check_range("paired_batch", self.paired_batch, 1, 4096)
+        _check_range("lambda_nce", self.lambda_nce, 0, 1e4)
         if not 0 <= self.ema_decay < 1:
             raise InputError(f"ema_decay must be in [0, 1) (0 = off; 0.99 averages about the last 100 iterations); got {self.ema_decay!r}")
         _check_range("pool_size", self.pool_size, 0, 100_000)
@@ -277,6 +280,8 @@ class Config:
                 f"training size {size} cannot be handled by the {self.model.generator} generator: "
                 f"it must be a multiple of {mult}; use e.g. {flag} {max(mult, size - size % mult)}"
             )
+        if self.train.lambda_nce > 0 and self.model.generator != "resnet":
+            raise InputError("lambda_nce (PatchNCE) compares the ResNet generator's encoder layers; use --generator resnet or lambda_nce 0")
         if self.data.image_size and self.data.image_size % mult:
             hint = (f"use --image-size {self.data.image_size + mult - self.data.image_size % mult}" if self.model.generator == "resnet"
                     else f"its depth ({self.model.resolved_unet_downs(size)} downsamplings) follows the training size {size}; "

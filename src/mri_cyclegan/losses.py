@@ -8,15 +8,37 @@ import torch.nn.functional as F
 from .data.preprocess import FOREGROUND
 
 
-def gan_loss(logits: torch.Tensor, target_is_real: bool, kind: str = "lsgan") -> torch.Tensor:
-    """Adversarial loss on discriminator logits: LSGAN (mean squared error to 1/0) or BCE-with-logits."""
+def gan_loss(logits: torch.Tensor, target_is_real: bool, kind: str = "lsgan", weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Adversarial loss on discriminator logits: LSGAN (mean squared error to 1/0) or BCE-with-logits; ``weight``
+    (broadcast to the logits, mean 1: :func:`tissue_balanced_weights`) weighs each patch's term."""
     logits = logits.float()
     target = torch.full_like(logits, 1.0 if target_is_real else 0.0)
     if kind == "lsgan":
-        return F.mse_loss(logits, target)
+        return F.mse_loss(logits, target) if weight is None else ((logits - target) ** 2 * weight).mean()
     if kind == "bce":
-        return F.binary_cross_entropy_with_logits(logits, target)
+        return F.binary_cross_entropy_with_logits(logits, target, weight=weight)
     raise ValueError(f"gan loss must be lsgan or bce; got {kind!r}")
+
+
+def tissue_labels(x: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) class of each pixel of the (N, 1, H, W) model-space images ``x``: 0 = no signal (at or below
+    FOREGROUND), then 1.. in intensity order between the sorted class ``bounds`` (:meth:`TissueClasses.boundaries`)."""
+    x = x[:, 0].float().contiguous()
+    return torch.where(x <= FOREGROUND, 0, torch.bucketize(x, bounds.to(x)) + 1)
+
+
+def tissue_balanced_weights(labels: torch.Tensor, n_classes: int, shape: tuple[int, int]) -> torch.Tensor:
+    """(N, 1, h, w) weights for a discriminator's (N, 1, h, w) logits on images whose pixels have these (N, H, W)
+    ``labels``: each logit stands for the classes in its part of the image (the one-hot labels averaged down to the
+    logits' grid), and every class present in the batch gets the same total weight, so what a discriminator learns
+    from one set holding more of a tissue than the other is cancelled. Mean 1 (an unweighted loss when every class is
+    equally common)."""
+    onehot = F.one_hot(labels.long(), n_classes).permute(0, 3, 1, 2).float()
+    frac = F.adaptive_avg_pool2d(onehot, shape)  # (N, C, h, w): each logit's share of each class
+    freq = frac.mean((0, 2, 3))
+    present = freq > 1e-8
+    inverse = torch.where(present, 1.0 / (present.sum() * freq.clamp_min(1e-8)), torch.zeros_like(freq))
+    return (frac * inverse[None, :, None, None]).sum(1, keepdim=True)
 
 
 def cycle_loss(reconstructed: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
@@ -99,3 +121,14 @@ def structure_loss(source: torch.Tensor, translated: torch.Tensor, eps: float = 
     weight = ns / (ns + eps * eps)  # ~1 on the input's edges, ~0 where it is flat
     per_sample = ((1 - cos2) * weight).flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1e-6)
     return per_sample.mean()  # a mean over samples: equal shards under DDP average to the whole batch's value
+
+
+def patch_nce_loss(query: torch.Tensor, key: torch.Tensor, tau: float = 0.07) -> torch.Tensor:
+    """PatchNCE (Park et al., CUT, ECCV 2020) on (N, S, C) L2-normalised features of S places of each image: the
+    translation's feature at a place (``query``) must be nearer to the input's feature at the same place (``key``)
+    than to the input's features at the other S - 1 places (InfoNCE, temperature ``tau``). The keys are not trained
+    through. 0 would mean each place is recognised with certainty; log(S) is chance."""
+    logits = torch.bmm(query.float(), key.detach().float().transpose(1, 2)) / tau  # (N, S, S): the diagonal are the positives
+    n, s, _ = logits.shape
+    target = torch.arange(s, device=logits.device).expand(n, s)
+    return F.cross_entropy(logits.reshape(n * s, s), target.reshape(n * s))

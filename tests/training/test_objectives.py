@@ -152,3 +152,111 @@ def test_the_rim_anchor_runs_along_the_patch_edge_when_the_config_says():
         tc = TrainConfig(lambda_cycle=0.0, lambda_anchor=1.0, lambda_structure=0.0, anchor_rim=10.0, anchor_rim_border=border)
         costs[border] = GeneratorObjective(WithPrior(), WithPrior(), tc).faithful(real, real, real, real + edge).item()
     assert costs[True] > 5 * costs[False]
+
+
+# ---------------------------------------------------------------------------------- tissue-balanced discriminators
+BOUNDS = torch.tensor([0.0])  # one boundary: class 1 below 0 ("dark tissue"), class 2 above ("bright tissue")
+
+
+def two_tissues(bright_fraction: float, n: int = 4, size: int = 10) -> torch.Tensor:
+    """(n, 1, size, size) patches: the first ``bright_fraction`` of the columns bright (0.5), the rest dark (-0.5)."""
+    x = torch.full((n, 1, size, size), -0.5)
+    x[..., : round(bright_fraction * size)] = 0.5
+    return x
+
+
+class TissueDetector(nn.Module):
+    """A discriminator that only tells tissues apart: logit 1 on bright tissue, 0 on dark (it ignores realism)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x > 0).float()
+
+
+def test_balanced_weights_give_every_tissue_the_same_total_weight():
+    from mri_cyclegan.losses import tissue_balanced_weights, tissue_labels
+
+    x = two_tissues(0.8)
+    x[0, 0, 0, 0] = -1.0  # one pixel of no signal: a class of its own
+    labels = tissue_labels(x, BOUNDS)
+    assert set(labels.unique().tolist()) == {0, 1, 2}
+    w = tissue_balanced_weights(labels, 3, (10, 10))
+    assert w.mean().item() == pytest.approx(1.0)
+    totals = [w[:, 0][labels == k].sum().item() for k in range(3)]
+    assert totals == pytest.approx([totals[0]] * 3)  # air, dark and bright tissue count the same
+    assert w[:, 0][labels == 1].mean() > w[:, 0][labels == 2].mean()  # the rare dark tissue weighs more per pixel
+
+
+def test_balanced_discriminator_gains_nothing_from_tissue_proportions():
+    """Real patches mostly bright tissue, fake ones mostly dark: a discriminator that only detects bright tissue
+    beats a constant guess (0.5) unweighted, which is what pulls translations towards the target set's proportions;
+    with the tissue-balanced weights it scores worse than the constant guess."""
+    tc = TrainConfig()
+    real, fake = two_tissues(0.8), two_tissues(0.2)
+    constant = Affine(0.0, 0.5)
+    for bounds, detector_wins in ((None, True), ((BOUNDS, BOUNDS), False)):
+        def loss(d):
+            return DiscriminatorObjective(d, d, tc, bounds)(real, real, fake, fake).item()
+
+        assert (loss(TissueDetector()) < loss(constant)) is detector_wins
+    # by hand, balanced: real 0.5 * 0 (bright) + 0.5 * 1 (dark); fake 0.5 * 1 + 0.5 * 0; both contrasts
+    assert DiscriminatorObjective(TissueDetector(), TissueDetector(), tc, (BOUNDS, BOUNDS))(real, real, fake, fake).item() == pytest.approx(1.0)
+
+
+def test_balanced_generator_term_weighs_the_translations_tissues_equally():
+    """The generators' adversarial term with balance: a translation 80 % bright, judged 'real' only where bright, costs
+    half the dark tissue's error (0.5), not its 20 % share (0.2)."""
+    tc = TrainConfig(lambda_cycle=0.0, lambda_anchor=0.0, lambda_structure=0.0)
+    ident = Affine(1.0)
+    x = two_tissues(0.8)
+    for bounds, expected in ((None, 2 * 0.2), ((BOUNDS, BOUNDS), 2 * 0.5)):
+        gan = GeneratorObjective(ident, ident, tc, bounds)(x, x, TissueDetector(), TissueDetector())[1]
+        assert gan.item() == pytest.approx(expected)
+
+
+def test_trainer_hands_each_contrasts_class_bounds_to_both_objectives(tiny_config, image_folders, tmp_path):
+    from mri_cyclegan.data.dataset import load_domain
+    from mri_cyclegan.training.trainer import Trainer
+
+    cfg = tiny_config.replace(**{"train.balance_d": True})
+    t1, t2 = load_domain(image_folders[0], cfg.data), load_domain(image_folders[1], cfg.data)
+    t = Trainer(cfg, t1, t2, tmp_path / "r")
+    for obj in (t.g_objective, t.d_objective):
+        assert obj.bounds_t1 is not None and obj.bounds_t2 is not None and obj.bounds_t1.numel() == 2
+        assert not torch.equal(obj.bounds_t1, obj.bounds_t2)  # each set's own classes
+    losses = t.train_step(*t.batches.next())
+    assert all(v == v for v in losses.values())  # finite numbers
+    off = Trainer(tiny_config, t1, t2, tmp_path / "off")
+    assert off.g_objective.bounds_t1 is None and off.d_objective.bounds_t2 is None  # the default: unweighted
+
+
+def test_patch_nce_heads_are_built_trained_and_saved_with_the_model(tiny_config, image_folders, tmp_path):
+    """lambda_nce > 0: the model holds one projection head per direction, the generators' optimizer trains them, the
+    faithfulness loss includes PatchNCE (anchor and structure off here), and the checkpoint (what translate loads)
+    rebuilds them; lambda_nce = 0 builds none."""
+    from mri_cyclegan.checkpoints import load_model
+    from mri_cyclegan.data.dataset import load_domain
+    from mri_cyclegan.training.trainer import Trainer
+
+    cfg = tiny_config.replace(**{"train.lambda_nce": 1.0, "train.lambda_anchor": 0.0, "train.lambda_structure": 0.0})
+    t1, t2 = load_domain(image_folders[0], cfg.data), load_domain(image_folders[1], cfg.data)
+    t = Trainer(cfg, t1, t2, tmp_path / "r")
+    heads = t.model.nce_heads()
+    assert len(heads) == 2
+    trained = {id(p) for group in t.opt_g.param_groups for p in group["params"]}
+    assert all(id(p) in trained for h in heads for p in h.parameters())
+    before = [p.detach().clone() for p in heads[0].parameters()]
+    losses = t.train_step(*t.batches.next())
+    assert losses["loss_faithful"] > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, heads[0].parameters()))
+    t.fit(progress=False)
+    loaded, _ = load_model(tmp_path / "r")
+    assert len(loaded.nce_heads()) == 2
+    assert Trainer(tiny_config, t1, t2, tmp_path / "off").model.nce_heads() == []
+
+
+def test_patch_nce_needs_the_resnet_generator():
+    from mri_cyclegan.config import Config
+    from mri_cyclegan.errors import InputError
+
+    with pytest.raises(InputError, match="ResNet"):
+        Config().replace(**{"train.lambda_nce": 1.0, "model.generator": "unet"})

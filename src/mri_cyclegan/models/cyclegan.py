@@ -20,11 +20,24 @@ def build_generator(cfg: ModelConfig, train_size: int, channels: int = 1) -> Gen
     return Generator(backbone, use_prior=cfg.prior != "none", unmix_outline=cfg.unmix_outline, residual_bound=cfg.residual_bound)
 
 
+class PatchSampleMLP(nn.Module):
+    """PatchNCE's projection heads (CUT): one two-layer MLP per compared encoder layer, features to 256-d, L2-normalised.
+    Trained with the generators; translation never uses them."""
+
+    def __init__(self, channels: list[int], dim: int = 256) -> None:
+        super().__init__()
+        self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(c, dim), nn.ReLU(), nn.Linear(dim, dim)) for c in channels)
+
+    def forward(self, i: int, features: torch.Tensor) -> torch.Tensor:
+        """(N, S, C) features of layer ``i`` -> (N, S, dim), unit length."""
+        return nn.functional.normalize(self.mlps[i](features), dim=-1)
+
+
 class CycleGAN(nn.Module):
     """Generators map (N, K, H, W) stacks of K neighbouring slices to K slices of the other contrast, so the
     cycle closes on stacks; discriminators judge stacks (K = 1: plain 2D CycleGAN)."""
 
-    def __init__(self, cfg: ModelConfig, train_size: int, seed: int = 0, channels: int = 1) -> None:
+    def __init__(self, cfg: ModelConfig, train_size: int, seed: int = 0, channels: int = 1, nce: bool = False) -> None:
         super().__init__()
         self.cfg = cfg
         self.train_size = train_size
@@ -33,11 +46,13 @@ class CycleGAN(nn.Module):
         self.g_t2_to_t1 = build_generator(cfg, train_size, channels)
         self.d_t1 = PatchDiscriminator(cfg.ndf, cfg.n_layers_d, channels)  # judges real vs fake T1
         self.d_t2 = PatchDiscriminator(cfg.ndf, cfg.n_layers_d, channels)  # judges real vs fake T2
+        self.nce_t1_to_t2 = PatchSampleMLP(self.g_t1_to_t2.backbone.nce_channels()) if nce else None  # PatchNCE heads (lambda_nce)
+        self.nce_t2_to_t1 = PatchSampleMLP(self.g_t2_to_t1.backbone.nce_channels()) if nce else None
         self.reset_parameters(seed)
 
     @classmethod
     def from_config(cls, config, seed: int = 0) -> CycleGAN:
-        return cls(config.model, config.data.train_size, seed, config.data.context_slices)
+        return cls(config.model, config.data.train_size, seed, config.data.context_slices, nce=config.train.lambda_nce > 0)
 
     @property
     def size_multiple(self) -> int:
@@ -46,7 +61,7 @@ class CycleGAN(nn.Module):
 
     def reset_parameters(self, seed: int) -> None:
         gen = torch.Generator().manual_seed(seed)  # N(0, 0.02) init from this seed only
-        for net in (self.g_t1_to_t2, self.g_t2_to_t1, self.d_t1, self.d_t2):
+        for net in (self.g_t1_to_t2, self.g_t2_to_t1, self.d_t1, self.d_t2, *self.nce_heads()):
             init_weights(net, gen)
         if self.cfg.prior != "none":
             for g in (self.g_t1_to_t2, self.g_t2_to_t1):
@@ -68,3 +83,7 @@ class CycleGAN(nn.Module):
 
     def discriminators(self) -> list[nn.Module]:
         return [self.d_t1, self.d_t2]
+
+    def nce_heads(self) -> list[nn.Module]:
+        """PatchNCE's projection heads (T1->T2, T2->T1), trained with the generators; empty without ``lambda_nce``."""
+        return [h for h in (self.nce_t1_to_t2, self.nce_t2_to_t1) if h is not None]

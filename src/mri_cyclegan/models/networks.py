@@ -61,6 +61,25 @@ class ResnetGenerator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def nce_layers(self) -> list[int]:
+        """Indices into ``net`` whose outputs PatchNCE compares: after the first convolution (ngf, H), after each
+        downsampling (2ngf, H/2; 4ngf, H/4) and after the middle residual block (4ngf, H/4)."""
+        n_blocks = sum(isinstance(m, ResnetBlock) for m in self.net)
+        return [3, 6, 9, 9 + max(1, n_blocks // 2)] if n_blocks else [3, 6, 9]
+
+    def nce_channels(self) -> list[int]:
+        ngf = self.net[1].out_channels
+        return [ngf, 2 * ngf, 4 * ngf, 4 * ngf][: len(self.nce_layers())]
+
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The outputs of :meth:`nce_layers` for ``x`` (the encoder only: the layers after the last one are not run)."""
+        layers, out = self.nce_layers(), []
+        for i, module in enumerate(self.net[: layers[-1] + 1]):
+            x = module(x)
+            if i in layers:
+                out.append(x)
+        return out
+
 
 class UnetGenerator(nn.Module):
     """U-Net with ``downs`` stride-2 levels and skip connections; sides must be multiples of 2**downs.
@@ -241,9 +260,9 @@ class PatchDiscriminator(nn.Module):
 
 
 def init_weights(module: nn.Module, generator: torch.Generator, gain: float = 0.02) -> None:
-    """N(0, gain) for conv weights, zero biases (reference 'normal' init), from ``generator``."""
+    """N(0, gain) for conv (and linear) weights, zero biases (reference 'normal' init), from ``generator``."""
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(m.weight, 0.0, gain, generator=generator)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)

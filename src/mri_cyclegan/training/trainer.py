@@ -62,6 +62,17 @@ def _spread(length: int, n: int) -> list[int]:
     return sorted(set(np.linspace(0, length - 1, min(n, length)).round().astype(int).tolist()))
 
 
+def class_bounds(t1: SliceSet, t2: SliceSet) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each set's tissue-class boundaries in model space (its 3-class mixture, :func:`mri_cyclegan.baselines.tissue_classes`),
+    for the tissue-balanced adversarial losses."""
+    out = []
+    for data, contrast in ((t1, Contrast.T1), (t2, Contrast.T2)):
+        b = tissue_classes(data.tissue_values()).boundaries()
+        log.info("tissue-balanced discriminators: %s class boundaries %s (model space)", contrast.value, ", ".join(f"{v:.3f}" for v in b))
+        out.append(torch.tensor(b, dtype=torch.float32))
+    return out[0], out[1]
+
+
 class Trainer:
     """Owns the model, optimizers, pools and data sampler of one run folder."""
 
@@ -86,8 +97,9 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         m = self.model
-        self.g_objective: torch.nn.Module = GeneratorObjective(m.g_t1_to_t2, m.g_t2_to_t1, tc)
-        self.d_objective: torch.nn.Module = DiscriminatorObjective(m.d_t1, m.d_t2, tc)
+        bounds = class_bounds(t1, t2) if tc.balance_d else None
+        self.g_objective: torch.nn.Module = GeneratorObjective(m.g_t1_to_t2, m.g_t2_to_t1, tc, bounds, m.nce_heads())
+        self.d_objective: torch.nn.Module = DiscriminatorObjective(m.d_t1, m.d_t2, tc, bounds)
         if self.dist.enabled:  # the engine's DDP: weights broadcast from rank 0, gradients averaged over ranks
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -97,7 +109,8 @@ class Trainer:
         self.average = WeightAverage({"g_t1_to_t2": m.g_t1_to_t2, "g_t2_to_t1": m.g_t2_to_t1}, tc.ema_decay) if tc.ema_decay else None
         betas = (tc.beta1, tc.beta2)
         foreach = self.device.type == "cuda" or None
-        self.opt_g = torch.optim.Adam([p for g in self.model.generators() for p in g.parameters()], lr=tc.lr, betas=betas, foreach=foreach)
+        self.opt_g = torch.optim.Adam([p for g in self.model.generators() + self.model.nce_heads() for p in g.parameters()], lr=tc.lr, betas=betas,
+                                      foreach=foreach)
         self.opt_d = torch.optim.Adam([p for d in self.model.discriminators() for p in d.parameters()], lr=tc.lr, betas=betas, foreach=foreach)
         r = 1000 * self.dist.rank  # each rank has its own image pools
         self.pool_t1 = ImagePool(tc.pool_size, torch.Generator().manual_seed(tc.seed + 1 + r))
