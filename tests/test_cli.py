@@ -221,9 +221,12 @@ def test_train_with_pairs_from_the_cli(image_folders, tmp_path, capsys):
     assert "3 co-registered T1/T2 pair(s)" in (out / "MODEL_CARD.md").read_text()
 
 
-def test_train_with_tissue_balanced_discriminators_from_the_cli(image_folders, tmp_path):
-    """--balance-d reaches the config the run records and the trainer, which logs each set's class boundaries."""
+def test_train_with_tissue_balanced_discriminators_and_patch_nce_from_the_cli(image_folders, tmp_path):
+    """--balance-d and --lambda-nce reach the config the run records and the trainer, which logs each set's class
+    boundaries and saves the PatchNCE heads with the model."""
     out = tmp_path / "run"
-    assert main(["train", "--t1", str(image_folders[0]), "--t2", str(image_folders[1]), "--out", str(out), "--quiet", *TRAIN_FLAGS, "--balance-d"]) == 0
-    assert json.loads((out / "config.json").read_text())["train"]["balance_d"] is True
+    assert main(["train", "--t1", str(image_folders[0]), "--t2", str(image_folders[1]), "--out", str(out), "--quiet", *TRAIN_FLAGS,
+                 "--balance-d", "--lambda-nce", "1"]) == 0
+    train = json.loads((out / "config.json").read_text())["train"]
+    assert train["balance_d"] is True and train["lambda_nce"] == 1.0
     assert "tissue-balanced discriminators: t1 class boundaries" in (out / "train.log").read_text()

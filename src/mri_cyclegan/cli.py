@@ -60,6 +60,8 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "lambda_paired": ("train.lambda_paired", float, "with --paired-t1/--paired-t2: weight of the L1 between each translation "
                       "of a paired patch and its pair's truth (default 10, as --lambda-cycle)"),
     "paired_batch": ("train.paired_batch", int, "with --paired-t1/--paired-t2: paired patches added to each batch (default 1)"),
+    "lambda_nce": ("train.lambda_nce", float, "PatchNCE (CUT): each place of a translation must be recognisable among the "
+                   "input's places in the generator's encoder; weight (default 0 = off; 1 with --lambda-cycle 0 is CUT's objective)"),
     "ema_decay": ("train.ema_decay", float, "samples, the safety net and checkpoints use a running average of the "
                   "generators' weights with this decay, e.g. 0.99 (default 0 = the last iterate)"),
     "upsample": ("model.upsample", str, "ResNet generator upsampling: resize (nearest + 3x3 conv, no checkerboard; default) or "
