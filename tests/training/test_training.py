@@ -56,16 +56,16 @@ def _trainer(cfg, folders, run, pairs=None):
     return Trainer(cfg, load_domain(folders[0], cfg.data), load_domain(folders[1], cfg.data), run, pairs=pairs)
 
 
-@pytest.mark.parametrize("ema_decay,paired", [(0.9, False), (0.0, True)])  # the paired run also draws (and restores) unpaired batches
-def test_resume_equals_uninterrupted(tiny_config, image_folders, tmp_path, ema_decay, paired):
+@pytest.mark.parametrize("ema_decay,paired,nce", [(0.9, False, 0.0), (0.0, True, 0.0), (0.0, False, 1.0)])  # the paired run also draws (and restores) unpaired batches
+def test_resume_equals_uninterrupted(tiny_config, image_folders, tmp_path, ema_decay, paired, nce):
     """Interrupted after epoch 1 and resumed == never interrupted, bit for bit: weights, optimizers, LR, the data
     sampler's RNG and the image pools (size 2, so they are full and drawn from by the time of the interruption),
-    the weight average with its raw weights, and the paired sampler's RNG."""
+    the weight average with its raw weights, the paired sampler's RNG, and PatchNCE's heads and places."""
     from mri_cyclegan.data.dataset import load_pairs, paired_files
 
     from tests.data.test_pairs import make_paired_folders
 
-    cfg = tiny_config.replace(**{"train.pool_size": 2, "train.epochs": 3, "train.ema_decay": ema_decay})
+    cfg = tiny_config.replace(**{"train.pool_size": 2, "train.epochs": 3, "train.ema_decay": ema_decay, "train.lambda_nce": nce})
     pairs = load_pairs(paired_files(*make_paired_folders(tmp_path / "pairs")), cfg.data) if paired else None
     full = _trainer(cfg, image_folders, tmp_path / "full", pairs)
     full.fit(progress=False)

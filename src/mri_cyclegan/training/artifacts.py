@@ -133,7 +133,7 @@ def plot_losses(rows: list[dict[str, float]], path: Path, smooth: int = 0) -> No
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     for key, label in (("loss_g_gan", "generator (adversarial)"), ("loss_d", "discriminator"),
                        ("loss_cycle", "cycle (x λ)"), ("loss_identity", "identity (x λ·w)"),
-                       ("loss_faithful", "anchor + structure"), ("loss_paired", "paired (x λ)")):  # fmt: skip
+                       ("loss_faithful", "anchor + structure (+ PatchNCE)"), ("loss_paired", "paired (x λ)")):  # fmt: skip
         v = np.array([r[key] for r in rows])
         if not (v > 0).any():
             continue

@@ -98,7 +98,8 @@ class Trainer:
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         m = self.model
         bounds = class_bounds(t1, t2) if tc.balance_d else None
-        self.g_objective: torch.nn.Module = GeneratorObjective(m.g_t1_to_t2, m.g_t2_to_t1, tc, bounds, m.nce_heads())
+        self.nce_places = torch.Generator().manual_seed(tc.seed + 5) if m.nce_heads() else None  # PatchNCE's places (checkpointed)
+        self.g_objective: torch.nn.Module = GeneratorObjective(m.g_t1_to_t2, m.g_t2_to_t1, tc, bounds, m.nce_heads(), self.nce_places)
         self.d_objective: torch.nn.Module = DiscriminatorObjective(m.d_t1, m.d_t2, tc, bounds)
         if self.dist.enabled:  # the engine's DDP: weights broadcast from rank 0, gradients averaged over ranks
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -297,6 +298,8 @@ class Trainer:
         for name, obj in samplers:
             for k, v in (obj.state_dict() if obj is not None else {}).items():
                 tensors[f"{name}/{k}"] = v
+        if self.nce_places is not None:
+            tensors["nce_places/generator"] = self.nce_places.get_state()
         meta = {
             "config": self.config.to_dict(),
             "epoch": self.epoch,
@@ -335,6 +338,8 @@ class Trainer:
             self.paired_batches.load_state_dict({"generator": tensors["paired_batches/generator"]})
         elif "paired_batches/generator" in tensors:
             log.warning("%s was trained with co-registered pairs; resumed without --paired-t1/--paired-t2, it continues unpaired", path)
+        if self.nce_places is not None and "nce_places/generator" in tensors:
+            self.nce_places.set_state(tensors["nce_places/generator"])
         self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
         self.iters_per_epoch = int(meta["iters_per_epoch"])
         self.elapsed = float(meta.get("elapsed", 0.0))
