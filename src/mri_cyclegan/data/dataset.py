@@ -45,6 +45,7 @@ class SliceSet:
     context: int = 1  # K: channels per sample (2.5D)
     index: list[tuple[int, int]] = field(init=False)  # (stack, slice) of every usable slice
     _tissue: object = field(default=None, init=False, repr=False)  # cache of tissue_values()
+    _classes: object = field(default=None, init=False, repr=False)  # cache of tissue_classes()
 
     def __post_init__(self) -> None:
         self.index = [(i, z) for i, s in enumerate(self.stacks) for z in s.usable]
@@ -79,6 +80,15 @@ class SliceSet:
             picks = np.unique(np.linspace(0, len(self) - 1, min(TISSUE_SLICES, len(self))).round().astype(int))
             self._tissue = tissue_values(self.stacks[self.index[i][0]].data[self.index[i][1]].float().numpy() for i in picks)
         return self._tissue
+
+    def tissue_classes(self):
+        """The set's CSF/GM/WM mixture (:func:`mri_cyclegan.baselines.tissue_classes` of :meth:`tissue_values`), for the
+        safety net and the tissue-balanced discriminators; fitted once."""
+        from ..baselines import tissue_classes
+
+        if self._classes is None:
+            self._classes = tissue_classes(self.tissue_values())
+        return self._classes
 
     def summary(self) -> dict:
         """What this set is made of (for the model card): files, formats, sizes, spacings, intensity windows."""

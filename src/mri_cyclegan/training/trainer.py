@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..baselines import histogram_matching_lut, inverse_histogram_lut, tissue_classes, tissue_values
+from ..baselines import histogram_matching_lut, inverse_histogram_lut, tissue_values
 from ..config import Config
 from ..data.dataset import PairedBatches, PairedSet, SliceSet, UnpairedBatches
 from ..data.patches import apply_whole
@@ -67,7 +67,7 @@ def class_bounds(t1: SliceSet, t2: SliceSet) -> tuple[torch.Tensor, torch.Tensor
     for the tissue-balanced adversarial losses."""
     out = []
     for data, contrast in ((t1, Contrast.T1), (t2, Contrast.T2)):
-        b = tissue_classes(data.tissue_values()).boundaries()
+        b = data.tissue_classes().boundaries()
         log.info("tissue-balanced discriminators: %s class boundaries %s (model space)", contrast.value, ", ".join(f"{v:.3f}" for v in b))
         out.append(torch.tensor(b, dtype=torch.float32))
     return out[0], out[1]
@@ -239,8 +239,8 @@ class Trainer:
             return {}
         if self._drift_inputs is None:
             self._drift_inputs = {
-                Direction.T1_TO_T2: (m.g_t1_to_t2, self.t1.windows(_spread(len(self.t1), DRIFT_SLICES)), tissue_classes(self.t1.tissue_values()), CLASS_NAMES[Contrast.T1]),
-                Direction.T2_TO_T1: (m.g_t2_to_t1, self.t2.windows(_spread(len(self.t2), DRIFT_SLICES)), tissue_classes(self.t2.tissue_values()), CLASS_NAMES[Contrast.T2]),
+                Direction.T1_TO_T2: (m.g_t1_to_t2, self.t1.windows(_spread(len(self.t1), DRIFT_SLICES)), self.t1.tissue_classes(), CLASS_NAMES[Contrast.T1]),
+                Direction.T2_TO_T1: (m.g_t2_to_t1, self.t2.windows(_spread(len(self.t2), DRIFT_SLICES)), self.t2.tissue_classes(), CLASS_NAMES[Contrast.T2]),
             }
         c = self.config.data.context_slices // 2
         out = {}
