@@ -229,4 +229,6 @@ def test_train_with_tissue_balanced_discriminators_and_patch_nce_from_the_cli(im
                  "--balance-d", "--lambda-nce", "1"]) == 0
     train = json.loads((out / "config.json").read_text())["train"]
     assert train["balance_d"] is True and train["lambda_nce"] == 1.0
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "structure 1, PatchNCE 1; tissue-balanced discriminators." in card
     assert "tissue-balanced discriminators: t1 class boundaries" in (out / "train.log").read_text()

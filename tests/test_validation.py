@@ -75,6 +75,7 @@ def test_model_card_without_validation(run_dir):
     assert "None during training" in card and "Not for diagnosis" in card
     assert "translations held within 0.1 of the lookup table's" in card  # the default residual bound, said where users look
     assert "| outline | mean change | within limits |" in card and "**Verdict:**" in card  # the safety net, with its change
+    assert "- Held to the input: anchor on the lookup table 1 (σ 2 px, outline rim × 30), structure 1." in card  # the defaults' objective
     import re
 
     row = next(line for line in card.splitlines() if line.startswith("| t1_to_t2 |"))

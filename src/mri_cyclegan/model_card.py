@@ -64,6 +64,10 @@ def write_model_card(run_dir: str | Path, config, t1_summary: dict, t2_summary: 
         f"- {epoch} epoch(s), {step} iterations, batch {tc.batch_size}, Adam lr {tc.lr:g} (β1 {tc.beta1}), λ_cycle {tc.lambda_cycle:g}, "
         f"identity {tc.lambda_identity:g}·λ, {tc.gan_loss} loss, image pool {tc.pool_size}, seed {tc.seed}"
         + (f"; the weights are a running average of the generators' (decay {tc.ema_decay:g})." if tc.ema_decay else "."),
+        f"- Held to the input: anchor on the lookup table {tc.lambda_anchor:g} (σ {tc.anchor_sigma:g} px, outline rim × {tc.anchor_rim:g}), "
+        f"structure {tc.lambda_structure:g}"
+        + (f", PatchNCE {tc.lambda_nce:g}" if tc.lambda_nce else "")
+        + ("; tissue-balanced discriminators." if tc.balance_d else "."),
         f"- Training time: {seconds / 60:.1f} min on {device or 'unknown device'} ({platform.machine()}).",
     ]
     lines += ["", "## Validation"]
