@@ -41,11 +41,13 @@ def test_train_smoke_writes_run_folder(run_dir):
     assert "epoch 1/1" in (run_dir / "train.log").read_text()
 
 
-def test_resume_extends_training(image_folders, tmp_path):
+def test_resume_extends_training(image_folders, tmp_path, capsys):
     run = tmp_path / "run"
     base = ["train", "--t1", str(image_folders[0]), "--t2", str(image_folders[1]), "--out", str(run), "--quiet"]
     assert main([*base, *TRAIN_FLAGS]) == 0
     flags = [f if prev != "--epochs" else "2" for prev, f in zip([""] + TRAIN_FLAGS, TRAIN_FLAGS)]  # 2 epochs in total
+    assert main([*base, "--resume", *flags, "--lambda-nce", "1"]) == 2  # PatchNCE's heads cannot be added on resume: one line
+    assert "was trained without PatchNCE; resume it with --lambda-nce 0" in _err(capsys)
     assert main([*base, "--resume", *flags]) == 0
     assert len((run / "losses.csv").read_text().splitlines()) == 5
 

@@ -321,6 +321,10 @@ class Trainer:
 
     def load(self, path: str | Path) -> None:
         tensors, meta, config = load_checkpoint(path)
+        had_heads = any(k.startswith(f"{MODEL}/nce_") for k in tensors)
+        if had_heads != bool(self.model.nce_heads()):
+            raise InputError(f"--resume: {path} was trained {'with' if had_heads else 'without'} PatchNCE; resume it with "
+                             f"{'a --lambda-nce above 0' if had_heads else '--lambda-nce 0'}, or start a new run with --out")
         load_module(self.model, tensors, MODEL, path)
         self.model.to(self.device)
         if self.average is not None:
@@ -368,21 +372,28 @@ class Trainer:
         self._finish(losses)
         return means
 
+    def _write_config(self) -> None:
+        with atomic_path(self.layout[RunLayout.CONFIG]) as tmp:
+            tmp.write_text(self.config.to_json())
+
     def _start(self, resume: bool) -> LossLog | None:
         """config.json, then either the resumed state or epoch 0 (the untrained model, i.e. the lookup table: samples,
-        checkpoint, drift). Returns the loss log (rank 0) or None."""
+        checkpoint, drift). Returns the loss log (rank 0) or None. On resume config.json is rewritten only once the
+        checkpoint has loaded: a refused resume leaves the run as it was."""
         main = self.dist.is_main
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             remove_stale_temps(self.run_dir)  # left by a process killed mid-write
-            with atomic_path(self.layout[RunLayout.CONFIG]) as tmp:
-                tmp.write_text(self.config.to_json())
+            if not resume:
+                self._write_config()
         barrier(self.dist)  # COLLECTIVE: the run folder exists before anyone reads it
         ckpt = self.layout.checkpoint("last")
         if resume:
             if not ckpt.is_file():
                 raise InputError(f"--resume: no checkpoint in {self.run_dir / 'checkpoints'}; start without --resume")
             self.load(ckpt)
+            if main:
+                self._write_config()
             log.info("resumed from %s at epoch %d, iteration %d", ckpt, self.epoch, self.step)
         losses = LossLog(self.layout[RunLayout.LOSSES_CSV], resume_step=self.step if resume else None) if main else None
         if not resume:
