@@ -248,8 +248,7 @@ def test_patch_nce_heads_are_built_trained_and_saved_with_the_model(tiny_config,
     losses = t.train_step(*t.batches.next())
     assert losses["loss_faithful"] > 0
     assert any(not torch.equal(a, b) for a, b in zip(before, heads[0].parameters()))
-    t.fit(progress=False)
-    loaded, _ = load_model(tmp_path / "r")
+    loaded, _ = load_model(t.save())
     assert len(loaded.nce_heads()) == 2
     assert Trainer(tiny_config, t1, t2, tmp_path / "off").model.nce_heads() == []
 
