@@ -35,12 +35,12 @@ class GeneratorObjective(nn.Module):
     The discriminators are arguments, not submodules: their weights are not trained here."""
 
     def __init__(self, g_t1_to_t2: nn.Module, g_t2_to_t1: nn.Module, tc: TrainConfig, bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
-                 nce_heads: list[nn.Module] | None = None, nce_places: torch.Generator | None = None) -> None:
+                 nce_heads: list[nn.Module] | None = None) -> None:
         super().__init__()
         self.bounds_t1, self.bounds_t2 = bounds if bounds is not None else (None, None)
         self.lam_nce = tc.lambda_nce if nce_heads else 0.0
         self.nce_heads = nn.ModuleList(nce_heads or [])  # (T1->T2, T2->T1) PatchNCE projection heads, trained here
-        self.nce_places = nce_places or torch.Generator().manual_seed(tc.seed + 5)  # which places PatchNCE compares (the trainer checkpoints it)
+        self.nce_places = torch.Generator().manual_seed(tc.seed + 5)  # which places PatchNCE compares (the trainer checkpoints it)
         self.g_t1_to_t2, self.g_t2_to_t1 = g_t1_to_t2, g_t2_to_t1
         self.gan, self.lam, self.lam_id = tc.gan_loss, tc.lambda_cycle, tc.lambda_cycle * tc.lambda_identity
         self.lam_anchor = tc.lambda_anchor if getattr(g_t1_to_t2, "prior", None) is not None else 0.0

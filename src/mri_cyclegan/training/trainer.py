@@ -98,8 +98,9 @@ class Trainer:
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         m = self.model
         bounds = class_bounds(t1, t2) if tc.balance_d else None
-        self.nce_places = torch.Generator().manual_seed(tc.seed + 5) if m.nce_heads() else None  # PatchNCE's places (checkpointed)
-        self.g_objective: torch.nn.Module = GeneratorObjective(m.g_t1_to_t2, m.g_t2_to_t1, tc, bounds, m.nce_heads(), self.nce_places)
+        g_objective = GeneratorObjective(m.g_t1_to_t2, m.g_t2_to_t1, tc, bounds, m.nce_heads())
+        self.nce_places = g_objective.nce_places if m.nce_heads() else None  # PatchNCE's places (checkpointed)
+        self.g_objective: torch.nn.Module = g_objective
         self.d_objective: torch.nn.Module = DiscriminatorObjective(m.d_t1, m.d_t2, tc, bounds)
         if self.dist.enabled:  # the engine's DDP: weights broadcast from rank 0, gradients averaged over ranks
             from torch.nn.parallel import DistributedDataParallel as DDP
